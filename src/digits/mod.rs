@@ -1,0 +1,41 @@
+//! Reading one handwritten (or printed) digit from one box cell.
+//!
+//! The read stage crops each digit box (with a little margin, so fragments
+//! of the printed border may be visible) and hands it to a [`DigitReader`].
+
+pub mod mnist;
+
+use image::GrayImage;
+use serde::{Deserialize, Serialize};
+
+/// What a reader says about one cell.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CellReading {
+    /// `None` when the cell is blank.
+    pub digit: Option<u8>,
+    /// Calibrated probability that `digit` is right (blank included).
+    pub confidence: f32,
+    /// The runner-up and its probability, for candidate search in review.
+    pub second: Option<u8>,
+    pub second_confidence: f32,
+}
+
+/// A digit reader: one cell image in, one reading out.
+///
+/// Cells are dark ink on a light background, any size from about 40 to 200 px,
+/// possibly showing parts of the printed box border.
+pub trait DigitReader: Send + Sync {
+    /// Name and version (model sha256) recorded in every batch manifest.
+    fn describe(&self) -> ReaderInfo;
+    fn read_cell(&self, cell: &GrayImage) -> CellReading;
+    /// Many cells at once; readers that batch override this for speed.
+    fn read_cells(&self, cells: &[GrayImage]) -> Vec<CellReading> {
+        cells.iter().map(|c| self.read_cell(c)).collect()
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ReaderInfo {
+    pub name: String,
+    pub version: String,
+}

@@ -1,0 +1,19 @@
+//! todoke: scanned paper forms in, validated core-system batches out.
+//!
+//! The stages run in one direction:
+//! intake → decode → register → read → validate → matching → emit.
+//! `pipeline` strings them together; each stage's result is its own type.
+
+pub mod decode;
+pub mod digits;
+pub mod emit;
+pub mod intake;
+pub mod matching;
+pub mod pdfwrite;
+pub mod pipeline;
+pub mod read;
+pub mod register;
+pub mod render;
+pub mod synth;
+pub mod template;
+pub mod validate;
