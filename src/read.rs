@@ -3,8 +3,9 @@
 //! Only digit boxes and checkboxes are read. Interpreting what was read
 //! (dates, eras, single vs multiple choice) is the validate stage's job.
 
-use crate::digits::CellReading;
-use crate::template::FieldKind;
+use crate::digits::{CellReading, DigitReader};
+use crate::register::{dark_share, warp_rect, RegisteredPage};
+use crate::template::{DigitSource, Field, FieldKind, RectMm};
 use image::GrayImage;
 use serde::{Deserialize, Serialize};
 
@@ -45,4 +46,147 @@ pub struct MarkReading {
     pub state: MarkState,
     /// How sure the state is, 0..=1.
     pub confidence: f32,
+}
+
+/// Readers a page needs: handwriting for most fields, printed for fields
+/// the template marks as machine-printed.
+pub struct Readers<'r> {
+    pub handwriting: &'r dyn DigitReader,
+    pub printed: Option<&'r dyn DigitReader>,
+}
+
+/// Pixels per millimetre of the crops handed to digit readers: a 6 mm box
+/// becomes about 60 px, inside the 40–200 px readers are made for.
+const CELL_PX_PER_MM: f64 = 10.0;
+/// Margin around each digit box, so strokes over the border are kept.
+const CELL_MARGIN_MM: f64 = 0.6;
+/// Resolution of field images in the mismatch report.
+const FIELD_PX_PER_MM: f64 = 8.0;
+/// Part of a checkbox near its border that is left out of the ink count,
+/// as a share of its size: the printed border and small misregistration.
+const CHECKBOX_INSET: f64 = 0.2;
+
+/// Reads every field of a registered side. Pure: nothing but the image and
+/// the template is looked at.
+pub fn read_page(
+    image: &GrayImage,
+    page: &RegisteredPage<'_>,
+    readers: &Readers<'_>,
+) -> Result<PageReading, ReadError> {
+    let defaults = &page.template.defaults;
+    let mut fields = Vec::with_capacity(page.side.fields.len());
+    for field in &page.side.fields {
+        let cells = match &field.boxes {
+            Some(row) => {
+                let crops: Vec<GrayImage> = row
+                    .rects()
+                    .into_iter()
+                    .map(|r| warp_rect(image, &page.to_image, grow(r, CELL_MARGIN_MM), CELL_PX_PER_MM))
+                    .collect();
+                let reader = match field.source {
+                    DigitSource::Handwriting => readers.handwriting,
+                    DigitSource::Printed => readers.printed.ok_or_else(|| ReadError::NoPrintedReader {
+                        field: field.id.clone(),
+                    })?,
+                };
+                reader.read_cells(&crops)
+            }
+            None => Vec::new(),
+        };
+        let marks = field
+            .options
+            .iter()
+            .map(|o| {
+                let ink = dark_share(image, &page.to_image, o.rect(), CHECKBOX_INSET, page.ink_threshold);
+                classify_mark(ink, defaults.checkbox_empty_ink, defaults.checkbox_marked_ink)
+            })
+            .collect();
+        let area = grow(field_area(field), 1.5);
+        fields.push(FieldReading {
+            id: field.id.clone(),
+            kind: field.kind,
+            cells,
+            marks,
+            image: warp_rect(image, &page.to_image, area, FIELD_PX_PER_MM),
+        });
+    }
+    Ok(PageReading {
+        form: page.template.id.clone(),
+        side: page.side.id.clone(),
+        fields,
+    })
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ReadError {
+    #[error("field {field} is machine-printed but no printed-digit reader is configured")]
+    NoPrintedReader { field: String },
+}
+
+/// Turns an ink share into a mark state. Inside the band between the two
+/// thresholds nothing is guessed: the mark is uncertain and its confidence
+/// falls towards zero at the band's middle.
+pub fn classify_mark(ink: f32, empty: f32, marked: f32) -> MarkReading {
+    let (state, confidence) = if ink <= empty {
+        (MarkState::Empty, 0.9 + 0.1 * (1.0 - ink / empty.max(1e-6)))
+    } else if ink >= marked {
+        (MarkState::Marked, 0.9 + 0.1 * ((ink - marked) / marked.max(1e-6)).min(1.0))
+    } else {
+        let mid = (empty + marked) / 2.0;
+        let half = (marked - empty) / 2.0;
+        (MarkState::Uncertain, 0.5 * (ink - mid).abs() / half.max(1e-6))
+    };
+    MarkReading {
+        ink,
+        state,
+        confidence: confidence.clamp(0.0, 1.0),
+    }
+}
+
+fn grow(r: RectMm, by: f64) -> RectMm {
+    RectMm {
+        x: r.x - by,
+        y: r.y - by,
+        w: r.w + 2.0 * by,
+        h: r.h + 2.0 * by,
+    }
+}
+
+/// The smallest rectangle holding a field's boxes and checkboxes.
+pub fn field_area(field: &Field) -> RectMm {
+    let mut rects: Vec<RectMm> = field.boxes.as_ref().map(|b| b.rects()).unwrap_or_default();
+    rects.extend(field.options.iter().map(|o| o.rect()));
+    let x0 = rects.iter().map(|r| r.x).fold(f64::INFINITY, f64::min);
+    let y0 = rects.iter().map(|r| r.y).fold(f64::INFINITY, f64::min);
+    let x1 = rects.iter().map(|r| r.x + r.w).fold(f64::NEG_INFINITY, f64::max);
+    let y1 = rects.iter().map(|r| r.y + r.h).fold(f64::NEG_INFINITY, f64::max);
+    if rects.is_empty() {
+        return RectMm { x: 0.0, y: 0.0, w: 1.0, h: 1.0 };
+    }
+    // Option labels sit to the right of their boxes; show them too.
+    let label_room = if field.options.is_empty() { 0.0 } else { 30.0 };
+    RectMm {
+        x: x0,
+        y: y0,
+        w: x1 - x0 + label_room,
+        h: y1 - y0,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn marks_outside_the_band_are_sure_and_inside_are_not() {
+        let empty = classify_mark(0.01, 0.04, 0.10);
+        assert_eq!(empty.state, MarkState::Empty);
+        assert!(empty.confidence > 0.9);
+        let marked = classify_mark(0.3, 0.04, 0.10);
+        assert_eq!(marked.state, MarkState::Marked);
+        assert!(marked.confidence > 0.9);
+        let unsure = classify_mark(0.07, 0.04, 0.10);
+        assert_eq!(unsure.state, MarkState::Uncertain);
+        assert!(unsure.confidence < 0.1);
+    }
 }

@@ -1,1 +1,434 @@
-//! (in progress)
+//! Register stage: a decoded page in, a page tied to its template side out.
+//!
+//! The four corner marks give a homography from template millimetres to
+//! image pixels; the id code strip, read through that homography, names the
+//! form and side. A page turned 180° has its marks in the same corners, so
+//! the turned correspondence is tried when the upright one reads no code:
+//! nothing is rotated in memory, every later read goes through the mapping.
+
+use crate::template::{decode_id_code, RectMm, Side, Template, ID_CODE_BITS};
+use image::GrayImage;
+use serde::Serialize;
+
+/// A page whose template side is known.
+#[derive(Debug, Clone)]
+pub struct RegisteredPage<'t> {
+    pub template: &'t Template,
+    pub side: &'t Side,
+    /// Template millimetres → image pixels.
+    pub to_image: Homography,
+    /// True when the page was scanned upside down.
+    pub turned: bool,
+    /// Grey level below which a pixel counts as ink on this page.
+    pub ink_threshold: u8,
+    /// Pixels per millimetre, estimated from the marks.
+    pub px_per_mm: f64,
+}
+
+#[derive(Debug, Clone, PartialEq, thiserror::Error, Serialize)]
+pub enum RegisterError {
+    #[error("page is blank")]
+    Blank,
+    #[error("registration marks not found in corner(s) {missing:?}")]
+    MarksNotFound { missing: Vec<&'static str> },
+    #[error("marks give an implausible page scale {scale:.3} (expected about 1.0)")]
+    InvalidScale { scale: f64 },
+    #[error("no known form id code (read {bits_upright} upright, {bits_turned} turned)")]
+    UnknownForm {
+        bits_upright: String,
+        bits_turned: String,
+    },
+}
+
+impl RegisterError {
+    pub fn code(&self) -> &'static str {
+        match self {
+            RegisterError::Blank => "blank_page",
+            RegisterError::MarksNotFound { .. } => "marks_not_found",
+            RegisterError::InvalidScale { .. } => "invalid_scale",
+            RegisterError::UnknownForm { .. } => "unknown_form",
+        }
+    }
+}
+
+/// A projective map, row-major 3×3 with h[8] = 1.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Homography(pub [f64; 9]);
+
+impl Homography {
+    pub fn apply(&self, x: f64, y: f64) -> (f64, f64) {
+        let h = &self.0;
+        let w = h[6] * x + h[7] * y + h[8];
+        ((h[0] * x + h[1] * y + h[2]) / w, (h[3] * x + h[4] * y + h[5]) / w)
+    }
+
+    /// The exact map taking each `from[i]` to `to[i]`; `None` when the points
+    /// are degenerate (three on a line).
+    pub fn from_points(from: &[(f64, f64); 4], to: &[(f64, f64); 4]) -> Option<Homography> {
+        let mut a = [[0.0f64; 9]; 8];
+        for i in 0..4 {
+            let (x, y) = from[i];
+            let (u, v) = to[i];
+            a[2 * i] = [x, y, 1.0, 0.0, 0.0, 0.0, -u * x, -u * y, u];
+            a[2 * i + 1] = [0.0, 0.0, 0.0, x, y, 1.0, -v * x, -v * y, v];
+        }
+        // Gaussian elimination with partial pivoting on the 8×8 system.
+        for col in 0..8 {
+            let pivot = (col..8).max_by(|&p, &q| a[p][col].abs().total_cmp(&a[q][col].abs()))?;
+            if a[pivot][col].abs() < 1e-12 {
+                return None;
+            }
+            a.swap(col, pivot);
+            for row in 0..8 {
+                if row != col {
+                    let f = a[row][col] / a[col][col];
+                    for k in col..9 {
+                        a[row][k] -= f * a[col][k];
+                    }
+                }
+            }
+        }
+        let mut h = [0.0; 9];
+        for i in 0..8 {
+            h[i] = a[i][8] / a[i][i];
+        }
+        h[8] = 1.0;
+        Some(Homography(h))
+    }
+}
+
+const CORNERS: [&str; 4] = ["top-left", "top-right", "bottom-left", "bottom-right"];
+
+/// Finds the page's template and side. Pure: the image is only read.
+pub fn register<'t>(image: &GrayImage, templates: &'t [Template]) -> Result<RegisteredPage<'t>, RegisterError> {
+    let ink_threshold = ink_threshold(image).ok_or(RegisterError::Blank)?;
+    let mut last_err = RegisterError::Blank;
+    // Templates may differ in page size or mark placement; try each geometry.
+    for template in templates {
+        match register_to(image, template, ink_threshold) {
+            Ok(page) => return Ok(page),
+            Err(e) => last_err = e,
+        }
+    }
+    Err(last_err)
+}
+
+fn register_to<'t>(image: &GrayImage, template: &'t Template, ink_threshold: u8) -> Result<RegisteredPage<'t>, RegisterError> {
+    let (w, h) = image.dimensions();
+    // Expected scale from the image size; scanners add or crop a little margin.
+    let px_per_mm_guess = ((w as f64 / template.page.width_mm) + (h as f64 / template.page.height_mm)) / 2.0;
+    let found = find_marks(image, template, px_per_mm_guess, ink_threshold);
+    let missing: Vec<&'static str> = found
+        .iter()
+        .zip(CORNERS)
+        .filter_map(|(m, name)| m.is_none().then_some(name))
+        .collect();
+    if !missing.is_empty() {
+        return Err(RegisterError::MarksNotFound { missing });
+    }
+    let pts: [(f64, f64); 4] = std::array::from_fn(|i| found[i].unwrap());
+    let c = template.marks.centres_mm;
+    let tpl: [(f64, f64); 4] = std::array::from_fn(|i| (c[i][0], c[i][1]));
+    let span_mm = (c[1][0] - c[0][0]).hypot(c[1][1] - c[0][1]);
+    let span_px = (pts[1].0 - pts[0].0).hypot(pts[1].1 - pts[0].1);
+    let px_per_mm = span_px / span_mm;
+    let scale = px_per_mm / px_per_mm_guess;
+    if !(0.85..=1.15).contains(&scale) {
+        return Err(RegisterError::InvalidScale { scale });
+    }
+
+    let upright = Homography::from_points(&tpl, &pts);
+    // Turned 180°: the template's top-left mark is the image's bottom-right.
+    let turned_pts = [pts[3], pts[2], pts[1], pts[0]];
+    let turned = Homography::from_points(&tpl, &turned_pts);
+    let mut seen = Vec::new();
+    for (hom, is_turned) in [(upright, false), (turned, true)] {
+        let Some(hom) = hom else {
+            seen.push(String::from("-"));
+            continue;
+        };
+        let bits = read_id_code(image, template, &hom, ink_threshold);
+        seen.push(bits.iter().map(|&b| if b { '1' } else { '0' }).collect());
+        if let Some(code) = decode_id_code(&bits) {
+            if let Some(side) = template.sides.iter().find(|s| s.code == code) {
+                return Ok(RegisteredPage {
+                    template,
+                    side,
+                    to_image: hom,
+                    turned: is_turned,
+                    ink_threshold,
+                    px_per_mm,
+                });
+            }
+        }
+    }
+    Err(RegisterError::UnknownForm {
+        bits_upright: seen[0].clone(),
+        bits_turned: seen[1].clone(),
+    })
+}
+
+/// Midway between paper and ink, from a sparse sample; `None` for a page
+/// with no ink at all.
+fn ink_threshold(image: &GrayImage) -> Option<u8> {
+    let mut hist = [0u32; 256];
+    let (w, h) = image.dimensions();
+    let step = 3;
+    for y in (0..h).step_by(step) {
+        for x in (0..w).step_by(step) {
+            hist[image.get_pixel(x, y)[0] as usize] += 1;
+        }
+    }
+    let total: u32 = hist.iter().sum();
+    if total == 0 {
+        return None;
+    }
+    let percentile = |p: f64| {
+        let target = (total as f64 * p) as u32;
+        let mut acc = 0;
+        for (v, &n) in hist.iter().enumerate() {
+            acc += n;
+            if acc > target {
+                return v as u8;
+            }
+        }
+        255
+    };
+    let paper = percentile(0.6);
+    let ink = percentile(0.005);
+    if paper.saturating_sub(ink) < 40 {
+        return None;
+    }
+    Some(((paper as u16 + ink as u16) / 2).clamp(60, 200) as u8)
+}
+
+/// Looks for each mark near its expected corner: the dark connected blob
+/// that is about the right size, square and solid, nearest the template
+/// position. Returns the blob's ink centroid in image pixels.
+fn find_marks(image: &GrayImage, template: &Template, px_per_mm: f64, ink: u8) -> [Option<(f64, f64)>; 4] {
+    let (w, h) = image.dimensions();
+    let size_px = template.marks.size_mm * px_per_mm;
+    // Work at about 2 px/mm: a 6 mm mark is still 12 px across.
+    let step = ((px_per_mm / 2.0).floor() as u32).max(1);
+    let search_mm = 30.0;
+    let mut out = [None; 4];
+    for (i, c) in template.marks.centres_mm.iter().enumerate() {
+        // Upside-down pages put the same marks at the mirrored corner, which
+        // is where a symmetric search looks anyway.
+        let cx = c[0] * px_per_mm;
+        let cy = c[1] * px_per_mm;
+        let r = search_mm * px_per_mm;
+        let x0 = (cx - r).max(0.0) as u32;
+        let y0 = (cy - r).max(0.0) as u32;
+        let x1 = ((cx + r) as u32).min(w);
+        let y1 = ((cy + r) as u32).min(h);
+        if x1 <= x0 + step || y1 <= y0 + step {
+            continue;
+        }
+        let gw = ((x1 - x0) / step) as usize;
+        let gh = ((y1 - y0) / step) as usize;
+        let mut grid = vec![false; gw * gh];
+        for gy in 0..gh {
+            for gx in 0..gw {
+                let px = x0 + gx as u32 * step + step / 2;
+                let py = y0 + gy as u32 * step + step / 2;
+                grid[gy * gw + gx] = image.get_pixel(px.min(w - 1), py.min(h - 1))[0] < ink;
+            }
+        }
+        let expect = size_px / step as f64;
+        let mut best: Option<(f64, (f64, f64))> = None;
+        for blob in blobs(&grid, gw, gh) {
+            let bw = (blob.x1 - blob.x0 + 1) as f64;
+            let bh = (blob.y1 - blob.y0 + 1) as f64;
+            let fill = blob.count as f64 / (bw * bh);
+            let sized = |s: f64| s > expect * 0.6 && s < expect * 1.5;
+            if !(sized(bw) && sized(bh) && fill > 0.75) {
+                continue;
+            }
+            let centre = refine_centroid(image, ink, &blob, x0, y0, step);
+            let dist = (centre.0 - cx).hypot(centre.1 - cy);
+            if best.is_none_or(|(d, _)| dist < d) {
+                best = Some((dist, centre));
+            }
+        }
+        out[i] = best.map(|(_, c)| c);
+    }
+    out
+}
+
+struct Blob {
+    x0: usize,
+    y0: usize,
+    x1: usize,
+    y1: usize,
+    count: usize,
+}
+
+/// 4-connected components of `true` cells.
+fn blobs(grid: &[bool], w: usize, h: usize) -> Vec<Blob> {
+    let mut seen = vec![false; grid.len()];
+    let mut out = Vec::new();
+    let mut stack = Vec::new();
+    for start in 0..grid.len() {
+        if !grid[start] || seen[start] {
+            continue;
+        }
+        seen[start] = true;
+        stack.push(start);
+        let mut b = Blob {
+            x0: usize::MAX,
+            y0: usize::MAX,
+            x1: 0,
+            y1: 0,
+            count: 0,
+        };
+        while let Some(i) = stack.pop() {
+            let (x, y) = (i % w, i / w);
+            b.x0 = b.x0.min(x);
+            b.x1 = b.x1.max(x);
+            b.y0 = b.y0.min(y);
+            b.y1 = b.y1.max(y);
+            b.count += 1;
+            let mut visit = |j: usize| {
+                if grid[j] && !seen[j] {
+                    seen[j] = true;
+                    stack.push(j);
+                }
+            };
+            if x > 0 {
+                visit(i - 1);
+            }
+            if x + 1 < w {
+                visit(i + 1);
+            }
+            if y > 0 {
+                visit(i - w);
+            }
+            if y + 1 < h {
+                visit(i + w);
+            }
+        }
+        out.push(b);
+    }
+    out
+}
+
+/// Ink-weighted centroid at full resolution over the blob's box plus a rim.
+fn refine_centroid(image: &GrayImage, ink: u8, b: &Blob, x0: u32, y0: u32, step: u32) -> (f64, f64) {
+    let (w, h) = image.dimensions();
+    let rim = step as i64 * 2;
+    let xa = (x0 as i64 + (b.x0 as i64) * step as i64 - rim).max(0) as u32;
+    let ya = (y0 as i64 + (b.y0 as i64) * step as i64 - rim).max(0) as u32;
+    let xb = ((x0 as i64 + (b.x1 as i64 + 1) * step as i64 + rim) as u32).min(w);
+    let yb = ((y0 as i64 + (b.y1 as i64 + 1) * step as i64 + rim) as u32).min(h);
+    let (mut sx, mut sy, mut sw) = (0.0, 0.0, 0.0);
+    for y in ya..yb {
+        for x in xa..xb {
+            let v = image.get_pixel(x, y)[0];
+            if v < ink {
+                let wgt = (ink - v) as f64;
+                sx += wgt * (x as f64 + 0.5);
+                sy += wgt * (y as f64 + 0.5);
+                sw += wgt;
+            }
+        }
+    }
+    if sw == 0.0 {
+        return ((xa + xb) as f64 / 2.0, (ya + yb) as f64 / 2.0);
+    }
+    (sx / sw, sy / sw)
+}
+
+fn read_id_code(image: &GrayImage, template: &Template, hom: &Homography, ink: u8) -> [bool; ID_CODE_BITS] {
+    let s = &template.id_code;
+    std::array::from_fn(|i| {
+        let cell = RectMm {
+            x: s.x_mm + i as f64 * s.cell_mm,
+            y: s.y_mm,
+            w: s.cell_mm,
+            h: s.cell_mm,
+        };
+        dark_share(image, hom, cell, 0.3, ink) > 0.5
+    })
+}
+
+/// Share of ink pixels in a template rectangle, shrunk by `inset` of its size
+/// on each side so that neighbours and print misalignment do not count.
+pub fn dark_share(image: &GrayImage, hom: &Homography, r: RectMm, inset: f64, ink: u8) -> f32 {
+    let n = 8;
+    let mut dark = 0;
+    let mut total = 0;
+    for j in 0..n {
+        for i in 0..n {
+            let fx = inset + (1.0 - 2.0 * inset) * (i as f64 + 0.5) / n as f64;
+            let fy = inset + (1.0 - 2.0 * inset) * (j as f64 + 0.5) / n as f64;
+            let (x, y) = hom.apply(r.x + fx * r.w, r.y + fy * r.h);
+            if x < 0.0 || y < 0.0 || x >= image.width() as f64 || y >= image.height() as f64 {
+                continue;
+            }
+            total += 1;
+            if image.get_pixel(x as u32, y as u32)[0] < ink {
+                dark += 1;
+            }
+        }
+    }
+    if total == 0 {
+        0.0
+    } else {
+        dark as f32 / total as f32
+    }
+}
+
+/// Samples a template rectangle into an upright image at `px_per_mm`,
+/// bilinear, through the page's homography. Outside the scan is paper.
+pub fn warp_rect(image: &GrayImage, hom: &Homography, r: RectMm, px_per_mm: f64) -> GrayImage {
+    let ow = ((r.w * px_per_mm).round() as u32).max(1);
+    let oh = ((r.h * px_per_mm).round() as u32).max(1);
+    let (w, h) = (image.width() as f64, image.height() as f64);
+    GrayImage::from_fn(ow, oh, |ox, oy| {
+        let (x, y) = hom.apply(
+            r.x + (ox as f64 + 0.5) / px_per_mm,
+            r.y + (oy as f64 + 0.5) / px_per_mm,
+        );
+        let (x, y) = (x - 0.5, y - 0.5);
+        if x < 0.0 || y < 0.0 || x >= w - 1.0 || y >= h - 1.0 {
+            return image::Luma([255]);
+        }
+        let (x0, y0) = (x.floor() as u32, y.floor() as u32);
+        let (fx, fy) = (x - x0 as f64, y - y0 as f64);
+        let p = |dx, dy| image.get_pixel(x0 + dx, y0 + dy)[0] as f64;
+        let v = p(0, 0) * (1.0 - fx) * (1.0 - fy)
+            + p(1, 0) * fx * (1.0 - fy)
+            + p(0, 1) * (1.0 - fx) * fy
+            + p(1, 1) * fx * fy;
+        image::Luma([v.round() as u8])
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn homography_maps_its_points() {
+        let from = [(0.0, 0.0), (100.0, 0.0), (0.0, 200.0), (100.0, 200.0)];
+        let to = [(10.0, 20.0), (215.0, 25.0), (5.0, 430.0), (212.0, 433.0)];
+        let h = Homography::from_points(&from, &to).unwrap();
+        for (f, t) in from.iter().zip(to) {
+            let (x, y) = h.apply(f.0, f.1);
+            assert!((x - t.0).abs() < 1e-6 && (y - t.1).abs() < 1e-6);
+        }
+    }
+
+    #[test]
+    fn collinear_points_have_no_homography() {
+        let from = [(0.0, 0.0), (1.0, 1.0), (2.0, 2.0), (3.0, 3.0)];
+        assert!(Homography::from_points(&from, &from).is_none());
+    }
+
+    #[test]
+    fn a_white_page_is_blank() {
+        let page = GrayImage::from_pixel(300, 400, image::Luma([250]));
+        assert!(matches!(register(&page, &[]), Err(RegisterError::Blank)));
+    }
+}
