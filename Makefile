@@ -1,0 +1,37 @@
+# The two commands a newcomer needs are `make demo` and `make test`.
+# Everything builds in release mode so dependencies compile once.
+CARGO ?= cargo
+OUT ?= out/demo
+BIN = target/release/todoke
+
+.PHONY: setup build demo test bench bench-digits train-digits lint samples
+
+setup:
+	@bash scripts/setup.sh
+
+build: setup
+	$(CARGO) build --release
+
+demo: build
+	$(BIN) run samples/inbox --register seeds/register.csv --out $(OUT)
+	@echo "batch and report: $$(ls -d $(OUT)/batches/* | tail -n 1)"
+
+test: setup
+	$(CARGO) test --release
+
+lint:
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --release --all-targets -- -D warnings
+
+# 200 synthetic pages at 300 dpi through `todoke run`; prints pages/s and peak memory.
+bench: build
+	bash scripts/bench.sh
+
+bench-digits: build
+	$(BIN) bench digits
+
+train-digits: build
+	$(BIN) digits train --out models/digits.safetensors
+
+samples: build
+	bash scripts/make-samples.sh
