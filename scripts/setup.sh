@@ -7,6 +7,11 @@ cd "$(dirname "$0")/.."
 DEPS="${TODOKE_DEPS:-$PWD/.deps}"
 mkdir -p "$DEPS"
 
+if ! command -v cargo >/dev/null 2>&1; then
+  echo "setup: a Rust toolchain (cargo, rustc >= 1.80) is needed; install it with rustup first" >&2
+  exit 1
+fi
+
 SUDO=""
 if [ "$(id -u)" != 0 ]; then SUDO="sudo"; fi
 
