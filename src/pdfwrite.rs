@@ -141,10 +141,10 @@ pub fn write_pdf(pages: &[PdfPage], out: &mut impl Write) -> io::Result<()> {
     }
 
     let xref = w.pos;
-    write!(w, "xref\n0 {}\n0000000000 65535 f \n", offsets.len() + 1)?;
+    writeln!(w, "xref\n0 {}\n0000000000 65535 f ", offsets.len() + 1)?;
     for o in &offsets {
         // Each xref entry is exactly 20 bytes, hence the two-character EOL.
-        write!(w, "{o:010} 00000 n \n")?;
+        writeln!(w, "{o:010} 00000 n ")?;
     }
     write!(
         w,
