@@ -233,7 +233,12 @@ def pregnancy():
         y = choice(s, fid, label, kind, opts, y, 88.0, label_x=24.0, number=f"問{i + 1}")
     y += 2.0
     s.text("※個人番号は、本人確認書類により窓口で確認します。", LEFT, y, 3.0)
-    assert y < PAGE_H - 22, y
+    # Office-use block, printed only: staff note it by hand, nothing reads it.
+    y = max(y + 12.0, 246.0)
+    s.text("（市記入欄）", LEFT, y, 3.5)
+    s.text("受付日　令和　　年　　月　　日　　受付窓口　□ 本庁　□ さくら支所", LEFT + 3, y + 7.0, 3.2)
+    s.text("母子健康手帳交付番号［　　　　　　　　］　　担当者［　　　　　　　］", LEFT + 3, y + 14.0, 3.2)
+    assert y + 14.0 < PAGE_H - 22, y
     lines = ['id = "pregnancy-notification"'] + marks_and_header("妊娠届出書") + s.toml()
     cols = [("ファイル名", "@source"), ("ページ", "@page"), ("受付窓口", "@branch")]
     heads = {"notified_on": "届出日", "atena_no": "宛名番号", "birth_date": "生年月日",
