@@ -1,1 +1,447 @@
-//! (in progress)
+//! Matching stage: the resident register and the gate in front of it.
+//!
+//! A page may enter the core system only when its addressee number and its
+//! birthdate both belong to one and the same register row. Candidates are
+//! computed for the staff who review mismatches; they never turn a mismatch
+//! into a match.
+
+use crate::digits::CellReading;
+use chrono::{Datelike, NaiveDate};
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+/// Register column names; municipalities export with their own headers.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RegisterMapping {
+    pub atena_no: String,
+    pub birth_date: String,
+    pub name: String,
+}
+
+impl Default for RegisterMapping {
+    fn default() -> Self {
+        RegisterMapping {
+            atena_no: "atena_no".into(),
+            birth_date: "birth_date".into(),
+            name: "name".into(),
+        }
+    }
+}
+
+/// One resident. Debug is hand-written so that logging a row leaks nothing.
+#[derive(Clone)]
+pub struct Person {
+    pub atena_no: String,
+    pub birth_date: NaiveDate,
+    pub name: String,
+}
+
+impl std::fmt::Debug for Person {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Person {{ .. }}")
+    }
+}
+
+pub struct Register {
+    pub people: Vec<Person>,
+    by_atena: HashMap<String, usize>,
+    by_birth: HashMap<NaiveDate, Vec<usize>>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case", tag = "outcome")]
+pub enum MatchOutcome {
+    /// Exactly one row has both values.
+    Matched { row: usize },
+    RegisterNotFound,
+    BirthdateMismatch { row: usize },
+    /// atena_no or birthdate was not read well enough to try.
+    NotAttempted,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct MatchResult {
+    pub outcome: MatchOutcome,
+    /// Nearest rows first, at most three.
+    pub candidates: Vec<Candidate>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Candidate {
+    pub row: usize,
+    /// Smaller is nearer.
+    pub distance: u32,
+    /// Why this row is offered, in terms of the reading only.
+    pub why: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RegisterError {
+    #[error("cannot read register {path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("register {path}: neither UTF-8 nor CP932 (undecodable bytes near byte {offset})")]
+    Encoding { path: PathBuf, offset: usize },
+    #[error("register {path} line {line}: {problem}")]
+    Malformed {
+        path: PathBuf,
+        line: usize,
+        problem: String,
+    },
+    #[error("register {path} line {line}, column {column}: {problem}")]
+    BadValue {
+        path: PathBuf,
+        line: usize,
+        column: String,
+        problem: String,
+    },
+}
+
+impl MatchResult {
+    pub fn is_match(&self) -> bool {
+        matches!(self.outcome, MatchOutcome::Matched { .. })
+    }
+
+    /// The reason code for mismatches.csv, if any.
+    pub fn reason(&self) -> Option<&'static str> {
+        match self.outcome {
+            MatchOutcome::Matched { .. } | MatchOutcome::NotAttempted => None,
+            MatchOutcome::RegisterNotFound => Some("register_not_found"),
+            MatchOutcome::BirthdateMismatch { .. } => Some("birthdate_mismatch"),
+        }
+    }
+}
+
+impl Register {
+    pub fn load(path: &Path, mapping: &RegisterMapping) -> Result<Register, RegisterError> {
+        let bytes = std::fs::read(path).map_err(|source| RegisterError::Io {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let text = decode_text(&bytes).map_err(|offset| RegisterError::Encoding {
+            path: path.to_path_buf(),
+            offset,
+        })?;
+        Register::parse(&text, mapping).map_err(|e| e.at(path))
+    }
+
+    /// Parses register CSV text. Errors carry an empty path; `load` fills it.
+    pub fn parse(text: &str, mapping: &RegisterMapping) -> Result<Register, RegisterError> {
+        let malformed = |line: usize, problem: String| RegisterError::Malformed {
+            path: PathBuf::new(),
+            line,
+            problem,
+        };
+        let bad = |line: usize, column: &str, problem: &str| RegisterError::BadValue {
+            path: PathBuf::new(),
+            line,
+            column: column.to_string(),
+            problem: problem.to_string(),
+        };
+        let mut rdr = csv::ReaderBuilder::new().flexible(false).from_reader(text.as_bytes());
+        let headers = rdr.headers().map_err(|e| malformed(1, e.to_string()))?.clone();
+        let col = |name: &str| {
+            headers
+                .iter()
+                .position(|h| h.trim() == name)
+                .ok_or_else(|| malformed(1, format!("no column named {name:?} in the header")))
+        };
+        let (ia, ib, iname) = (col(&mapping.atena_no)?, col(&mapping.birth_date)?, col(&mapping.name)?);
+        let mut people = Vec::new();
+        let mut by_atena = HashMap::new();
+        let mut by_birth: HashMap<NaiveDate, Vec<usize>> = HashMap::new();
+        for rec in rdr.records() {
+            let rec = rec.map_err(|e| {
+                let line = e.position().map(|p| p.line() as usize).unwrap_or(0);
+                malformed(line, e.to_string())
+            })?;
+            let line = rec.position().map(|p| p.line() as usize).unwrap_or(0);
+            let atena = rec.get(ia).unwrap_or("").trim().to_string();
+            if atena.is_empty() {
+                return Err(bad(line, &mapping.atena_no, "empty"));
+            }
+            if !atena.chars().all(|c| c.is_ascii_digit()) {
+                return Err(bad(line, &mapping.atena_no, "not all digits"));
+            }
+            let birth = parse_date(rec.get(ib).unwrap_or(""))
+                .ok_or_else(|| bad(line, &mapping.birth_date, "not a date (YYYY-MM-DD, YYYYMMDD or YYYY/MM/DD)"))?;
+            if by_atena.insert(atena.clone(), people.len()).is_some() {
+                return Err(bad(line, &mapping.atena_no, "duplicate addressee number"));
+            }
+            by_birth.entry(birth).or_default().push(people.len());
+            people.push(Person {
+                atena_no: atena,
+                birth_date: birth,
+                name: rec.get(iname).unwrap_or("").trim().to_string(),
+            });
+        }
+        Ok(Register {
+            people,
+            by_atena,
+            by_birth,
+        })
+    }
+
+    pub fn len(&self) -> usize {
+        self.people.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.people.is_empty()
+    }
+}
+
+impl RegisterError {
+    fn at(self, p: &Path) -> RegisterError {
+        match self {
+            RegisterError::Malformed { line, problem, .. } => RegisterError::Malformed {
+                path: p.to_path_buf(),
+                line,
+                problem,
+            },
+            RegisterError::BadValue {
+                line, column, problem, ..
+            } => RegisterError::BadValue {
+                path: p.to_path_buf(),
+                line,
+                column,
+                problem,
+            },
+            other => other,
+        }
+    }
+}
+
+/// UTF-8 (with or without BOM) when valid, else CP932; `Err(offset)` when
+/// neither decodes cleanly.
+pub fn decode_text(bytes: &[u8]) -> Result<String, usize> {
+    let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
+    match std::str::from_utf8(bytes) {
+        Ok(s) => Ok(s.to_string()),
+        Err(utf8_err) => {
+            let (text, had_errors) = encoding_rs::SHIFT_JIS.decode_without_bom_handling(bytes);
+            if had_errors {
+                Err(utf8_err.valid_up_to())
+            } else {
+                Ok(text.into_owned())
+            }
+        }
+    }
+}
+
+fn parse_date(s: &str) -> Option<NaiveDate> {
+    let s = s.trim();
+    ["%Y-%m-%d", "%Y%m%d", "%Y/%m/%d"]
+        .iter()
+        .find_map(|f| NaiveDate::parse_from_str(s, f).ok())
+}
+
+/// The gate: `Matched` only for one row holding both values exactly.
+pub fn match_person(
+    register: &Register,
+    atena_no: Option<&str>,
+    birth_date: Option<NaiveDate>,
+    atena_cells: &[CellReading],
+) -> MatchResult {
+    let outcome = match (atena_no, birth_date) {
+        (Some(a), Some(b)) => match register.by_atena.get(a) {
+            Some(&row) if register.people[row].birth_date == b => MatchOutcome::Matched { row },
+            Some(&row) => MatchOutcome::BirthdateMismatch { row },
+            None => MatchOutcome::RegisterNotFound,
+        },
+        _ => MatchOutcome::NotAttempted,
+    };
+    let candidates = if matches!(outcome, MatchOutcome::Matched { .. }) {
+        Vec::new()
+    } else {
+        candidates(register, atena_no, birth_date, atena_cells)
+    };
+    MatchResult { outcome, candidates }
+}
+
+/// Rows a reviewer most likely means, nearest first.
+fn candidates(
+    register: &Register,
+    atena_no: Option<&str>,
+    birth_date: Option<NaiveDate>,
+    cells: &[CellReading],
+) -> Vec<Candidate> {
+    let mut found: HashMap<usize, Candidate> = HashMap::new();
+    let mut offer = |row: usize, distance: u32, why: String| {
+        let better = found.get(&row).is_none_or(|c| distance < c.distance);
+        if better {
+            found.insert(row, Candidate { row, distance, why });
+        }
+    };
+    let birth_ok = |row: usize| birth_date.is_some_and(|b| register.people[row].birth_date == b);
+    // The atena as read, with unreadable cells as '?', so partial reads still help.
+    let read: Vec<char> = match atena_no {
+        Some(a) => a.chars().collect(),
+        None => cells
+            .iter()
+            .map(|c| c.digit.map(|d| char::from(b'0' + d)).unwrap_or('?'))
+            .collect(),
+    };
+    if let Some(a) = atena_no {
+        if let Some(&row) = register.by_atena.get(a) {
+            offer(row, 2, "addressee number matches; birthdate differs".into());
+        }
+    }
+    if !read.is_empty() {
+        for (row, p) in register.people.iter().enumerate() {
+            let theirs: Vec<char> = p.atena_no.chars().collect();
+            if theirs.len() != read.len() {
+                continue;
+            }
+            let diffs: Vec<usize> = (0..read.len()).filter(|&i| read[i] != theirs[i]).collect();
+            let bonus = if birth_ok(row) { 0 } else { 3 };
+            match diffs.as_slice() {
+                [] => {}
+                [i] => {
+                    let second = cells.get(*i).and_then(|c| c.second);
+                    let want = theirs[*i].to_digit(10).map(|d| d as u8);
+                    if second.is_some() && second == want {
+                        offer(
+                            row,
+                            bonus,
+                            format!("cell {} read {}, its second choice {} matches", i + 1, read[*i], theirs[*i]),
+                        );
+                    } else {
+                        offer(
+                            row,
+                            1 + bonus,
+                            format!("cell {} read {} would be {}", i + 1, read[*i], theirs[*i]),
+                        );
+                    }
+                }
+                [i, j] if *j == i + 1 && read[*i] == theirs[*j] && read[*j] == theirs[*i] => {
+                    offer(row, 1 + bonus, format!("cells {} and {} swapped", i + 1, j + 1))
+                }
+                _ => {}
+            }
+        }
+    }
+    if let Some(b) = birth_date {
+        for &row in register.by_birth.get(&b).into_iter().flatten() {
+            let dist = edit_distance(&read, &register.people[row].atena_no.chars().collect::<Vec<_>>());
+            if dist <= 3 {
+                offer(row, 3 + dist as u32, format!("same birthdate, addressee number {dist} edit(s) away"));
+            }
+        }
+        // The era box one off (平成 ticked for 昭和 …) shifts the year by the
+        // difference of the era offsets; try the neighbours' offsets.
+        for shift in [-63i32, 63, -30, 30, -31, 31] {
+            let Some(alt) = NaiveDate::from_ymd_opt(b.year() + shift, b.month(), b.day()) else {
+                continue;
+            };
+            for &row in register.by_birth.get(&alt).into_iter().flatten() {
+                if read.iter().collect::<String>() == register.people[row].atena_no {
+                    offer(row, 2, "same addressee number; era box one off".into());
+                }
+            }
+        }
+    }
+    let mut out: Vec<Candidate> = found.into_values().collect();
+    out.sort_by_key(|c| (c.distance, c.row));
+    out.truncate(3);
+    out
+}
+
+fn edit_distance(a: &[char], b: &[char]) -> usize {
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.iter().enumerate() {
+        let mut cur = vec![i + 1; b.len() + 1];
+        for (j, cb) in b.iter().enumerate() {
+            cur[j + 1] = (prev[j] + usize::from(ca != cb)).min(prev[j + 1] + 1).min(cur[j] + 1);
+        }
+        prev = cur;
+    }
+    prev[b.len()]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const REG: &str = "atena_no,name,birth_date\n\
+        0000012345,佐藤花子,1992-04-01\n\
+        0000012346,鈴木一美,1992-04-01\n\
+        0000019345,高橋恵,1988-07-15\n\
+        0000054321,田中優子,19900202\n";
+
+    fn reg() -> Register {
+        Register::parse(REG, &RegisterMapping::default()).unwrap()
+    }
+
+    fn date(s: &str) -> NaiveDate {
+        NaiveDate::parse_from_str(s, "%Y-%m-%d").unwrap()
+    }
+
+    #[test]
+    fn only_an_exact_double_match_passes() {
+        let r = reg();
+        let m = match_person(&r, Some("0000012345"), Some(date("1992-04-01")), &[]);
+        assert_eq!(m.outcome, MatchOutcome::Matched { row: 0 });
+        // The decoy shares the birthdate; a misread last digit must not land on her.
+        let m = match_person(&r, Some("0000012347"), Some(date("1992-04-01")), &[]);
+        assert_eq!(m.outcome, MatchOutcome::RegisterNotFound);
+        assert!(m.candidates.iter().any(|c| c.row == 0) && m.candidates.iter().any(|c| c.row == 1));
+        let m = match_person(&r, Some("0000012345"), Some(date("1992-04-02")), &[]);
+        assert_eq!(m.outcome, MatchOutcome::BirthdateMismatch { row: 0 });
+        assert_eq!(m.candidates[0].row, 0);
+        let m = match_person(&r, None, Some(date("1992-04-01")), &[]);
+        assert_eq!(m.outcome, MatchOutcome::NotAttempted);
+        assert!(!m.is_match());
+    }
+
+    #[test]
+    fn the_second_choice_of_a_cell_ranks_first() {
+        let r = reg();
+        let mut cells: Vec<CellReading> = "0000012345"
+            .chars()
+            .map(|c| CellReading {
+                digit: c.to_digit(10).map(|d| d as u8),
+                confidence: 0.99,
+                second: None,
+                second_confidence: 0.0,
+            })
+            .collect();
+        cells[6].digit = Some(9);
+        cells[6].second = Some(2);
+        let m = match_person(&r, Some("0000019345"), Some(date("1992-04-01")), &cells);
+        assert_eq!(m.outcome, MatchOutcome::BirthdateMismatch { row: 2 });
+        assert_eq!(m.candidates[0].row, 0, "{:?}", m.candidates);
+        assert!(m.candidates[0].why.contains("second choice"));
+    }
+
+    #[test]
+    fn malformed_registers_name_line_and_column() {
+        let bad_date = "atena_no,name,birth_date\n1,a,1990-01-01\n2,b,1990-13-01\n";
+        let e = Register::parse(bad_date, &RegisterMapping::default()).err().unwrap().to_string();
+        assert!(e.contains("line 3") && e.contains("birth_date"), "{e}");
+        let dup = "atena_no,name,birth_date\n1,a,1990-01-01\n1,b,1990-01-02\n";
+        let e = Register::parse(dup, &RegisterMapping::default()).err().unwrap().to_string();
+        assert!(e.contains("line 3") && e.contains("duplicate"), "{e}");
+        let e = Register::parse("id,name,birth_date\n", &RegisterMapping::default()).err().unwrap().to_string();
+        assert!(e.contains("atena_no"), "{e}");
+    }
+
+    #[test]
+    fn cp932_registers_are_read() {
+        let (bytes, _, _) = encoding_rs::SHIFT_JIS.encode(REG);
+        let text = decode_text(&bytes).unwrap();
+        let r = Register::parse(&text, &RegisterMapping::default()).unwrap();
+        assert_eq!(r.people[0].name, "佐藤花子");
+        assert_eq!(r.people[3].birth_date, date("1990-02-02"));
+        assert!(decode_text(&[0x82, 0xA0, 0xFF, 0xFF]).is_err());
+    }
+
+    #[test]
+    fn a_person_debug_shows_nothing_personal() {
+        assert_eq!(format!("{:?}", reg().people[0]), "Person { .. }");
+    }
+}
