@@ -1,1 +1,687 @@
-//! (in progress)
+//! Emit stage: page records in, a published batch folder out.
+//!
+//! The batch is written into a hidden temporary folder and renamed into
+//! place, so an import robot never sees half a batch. Files are readable by
+//! their owner only. A value the core system's encoding cannot hold stops
+//! the batch with the record named, because a silently replaced character
+//! in a name or address is a wrong record.
+
+use crate::digits::ReaderInfo;
+use crate::template::{FieldKind, LineEnding, OutputEncoding, Template};
+use crate::validate::{FieldResult, FieldStatus};
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+
+/// One page, as it appears in records.jsonl.
+#[derive(Debug, Clone, Serialize)]
+pub struct PageRecord {
+    /// Path relative to the inbox.
+    pub source: String,
+    /// 1-based page within the file.
+    pub page: usize,
+    pub branch: String,
+    pub form: Option<String>,
+    pub side: Option<String>,
+    pub status: PageStatus,
+    pub fields: BTreeMap<String, FieldResult>,
+    pub reasons: Vec<String>,
+    /// Human-readable detail of an unreadable page (no personal data).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+    pub sha256: String,
+    /// Scanned upside down (and read turned).
+    pub turned: bool,
+    /// Entered through review rather than read.
+    pub corrected: bool,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub candidates: Vec<CandidateView>,
+    /// PNG images of the fields staff should look at, by field id.
+    #[serde(skip)]
+    pub images: Vec<(String, Vec<u8>)>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PageStatus {
+    Validated,
+    Mismatch,
+    Skipped,
+    Unreadable,
+}
+
+/// A register row offered to staff.
+#[derive(Debug, Clone, Serialize)]
+pub struct CandidateView {
+    pub atena_no: String,
+    pub name: String,
+    pub birth_date: String,
+    pub why: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct QuarantineEntry {
+    pub source: String,
+    pub reason: String,
+    /// Where the copy is, relative to OUT.
+    pub stored_as: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct BatchInfo {
+    pub reader: ReaderInfo,
+    /// Overrides every template's CSV encoding.
+    pub encoding: Option<OutputEncoding>,
+    pub started: String,
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct BatchSummary {
+    pub validated: usize,
+    pub mismatch: usize,
+    pub skipped: usize,
+    pub unreadable: usize,
+    pub quarantined: usize,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum EmitError {
+    #[error("cannot write {path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("batch {0} already exists; choose another batch id")]
+    BatchExists(String),
+    #[error("{source_file} page {page}, column {column}: a character cannot be encoded in CP932 ({character:?}); fix the value or emit UTF-8")]
+    Unencodable {
+        source_file: String,
+        page: usize,
+        column: String,
+        character: char,
+    },
+}
+
+impl std::fmt::Display for BatchSummary {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "validated: {}  mismatch: {}  skipped: {}  unreadable: {}  quarantined files: {}",
+            self.validated, self.mismatch, self.skipped, self.unreadable, self.quarantined
+        )
+    }
+}
+
+impl PageRecord {
+    pub fn new(source: &str, page: usize, branch: &str, sha256: &str) -> PageRecord {
+        PageRecord {
+            source: source.into(),
+            page,
+            branch: branch.into(),
+            form: None,
+            side: None,
+            status: PageStatus::Unreadable,
+            fields: BTreeMap::new(),
+            reasons: Vec::new(),
+            detail: None,
+            sha256: sha256.into(),
+            turned: false,
+            corrected: false,
+            candidates: Vec::new(),
+            images: Vec::new(),
+        }
+    }
+}
+
+fn io_err(path: &Path) -> impl Fn(std::io::Error) -> EmitError + '_ {
+    move |source| EmitError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// Creates a folder (and parents) readable by the owner only.
+fn private_dir(path: &Path) -> Result<(), EmitError> {
+    use std::os::unix::fs::DirBuilderExt;
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(path)
+        .map_err(io_err(path))
+}
+
+/// Writes a file readable by the owner only, and flushes it to disk.
+fn private_file(path: &Path, bytes: &[u8]) -> Result<(), EmitError> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)
+        .map_err(io_err(path))?;
+    f.write_all(bytes).map_err(io_err(path))?;
+    f.sync_all().map_err(io_err(path))
+}
+
+pub fn write_batch(
+    out_dir: &Path,
+    batch_id: &str,
+    templates: &[Template],
+    records: &[PageRecord],
+    quarantined: &[QuarantineEntry],
+    info: &BatchInfo,
+) -> Result<BatchSummary, EmitError> {
+    let batches = out_dir.join("batches");
+    private_dir(&batches)?;
+    let final_dir = batches.join(batch_id);
+    if final_dir.exists() {
+        return Err(EmitError::BatchExists(batch_id.into()));
+    }
+    let tmp = batches.join(format!(".{batch_id}.partial"));
+    if tmp.exists() {
+        std::fs::remove_dir_all(&tmp).map_err(io_err(&tmp))?;
+    }
+    private_dir(&tmp)?;
+
+    let mut summary = BatchSummary {
+        quarantined: quarantined.len(),
+        ..Default::default()
+    };
+    for r in records {
+        match r.status {
+            PageStatus::Validated => summary.validated += 1,
+            PageStatus::Mismatch => summary.mismatch += 1,
+            PageStatus::Skipped => summary.skipped += 1,
+            PageStatus::Unreadable => summary.unreadable += 1,
+        }
+    }
+    let mut files: BTreeMap<String, String> = BTreeMap::new();
+    let mut put = |name: &str, bytes: Vec<u8>| -> Result<(), EmitError> {
+        private_file(&tmp.join(name), &bytes)?;
+        files.insert(name.to_string(), hex::encode(Sha256::digest(&bytes)));
+        Ok(())
+    };
+
+    for t in templates {
+        let rows: Vec<&PageRecord> = records
+            .iter()
+            .filter(|r| r.status == PageStatus::Validated && r.form.as_deref() == Some(&t.id))
+            .collect();
+        put(&format!("{}.csv", t.id), form_csv(t, &rows, batch_id, info.encoding)?)?;
+    }
+    let sensitive = sensitive_fields(templates);
+    let needs_staff: Vec<&PageRecord> = records
+        .iter()
+        .filter(|r| matches!(r.status, PageStatus::Mismatch | PageStatus::Unreadable))
+        .collect();
+    put("mismatches.csv", mismatches_csv(&needs_staff, &sensitive))?;
+    put("report.html", report_html(batch_id, &summary, &needs_staff, quarantined, &sensitive).into_bytes())?;
+    let mut jsonl = String::new();
+    for r in records {
+        let masked = masked_record(r, &sensitive);
+        jsonl.push_str(&serde_json::to_string(&masked).expect("records serialise"));
+        jsonl.push('\n');
+    }
+    put("records.jsonl", jsonl.into_bytes())?;
+
+    let mut by_form: BTreeMap<String, BTreeMap<String, usize>> = BTreeMap::new();
+    for r in records {
+        let status = serde_json::to_value(r.status).expect("status serialises");
+        *by_form
+            .entry(r.form.clone().unwrap_or_else(|| "unknown".into()))
+            .or_default()
+            .entry(status.as_str().unwrap_or_default().to_string())
+            .or_default() += 1;
+    }
+    let manifest = serde_json::json!({
+        "batch_id": batch_id,
+        "started": info.started,
+        "program": { "name": env!("CARGO_PKG_NAME"), "version": env!("CARGO_PKG_VERSION") },
+        "reader": info.reader,
+        "templates": templates.iter().map(|t| serde_json::json!({"id": t.id, "version": t.version})).collect::<Vec<_>>(),
+        "counts": summary,
+        "counts_by_form": by_form,
+        "quarantined": quarantined,
+        "files": files,
+    });
+    let manifest = serde_json::to_vec_pretty(&manifest).expect("manifest serialises");
+    private_file(&tmp.join("manifest.json"), &manifest)?;
+    std::fs::rename(&tmp, &final_dir).map_err(io_err(&final_dir))?;
+    Ok(summary)
+}
+
+/// The form's import CSV in its template layout.
+pub fn form_csv(
+    t: &Template,
+    rows: &[&PageRecord],
+    batch_id: &str,
+    encoding: Option<OutputEncoding>,
+) -> Result<Vec<u8>, EmitError> {
+    let encoding = encoding.unwrap_or(t.output.encoding);
+    let terminator = match t.output.line_ending {
+        LineEnding::Crlf => csv::Terminator::CRLF,
+        LineEnding::Lf => csv::Terminator::Any(b'\n'),
+    };
+    let mut w = csv::WriterBuilder::new().terminator(terminator).from_writer(Vec::new());
+    let header: Vec<&str> = t.output.columns.iter().map(|c| c.header.as_str()).collect();
+    w.write_record(&header).expect("in-memory csv");
+    for r in rows {
+        let mut line = Vec::with_capacity(t.output.columns.len());
+        for c in &t.output.columns {
+            let v = column_value(t, r, &c.value, batch_id);
+            if encoding == OutputEncoding::Cp932 {
+                check_cp932(&v).map_err(|character| EmitError::Unencodable {
+                    source_file: r.source.clone(),
+                    page: r.page,
+                    column: c.header.clone(),
+                    character,
+                })?;
+            }
+            line.push(v);
+        }
+        w.write_record(&line).expect("in-memory csv");
+    }
+    let text = String::from_utf8(w.into_inner().expect("in-memory csv")).expect("csv of strings is UTF-8");
+    Ok(match encoding {
+        OutputEncoding::Utf8 => text.into_bytes(),
+        OutputEncoding::Cp932 => {
+            // Every value was checked above; the header comes from the template.
+            if let Err(character) = check_cp932(&text) {
+                return Err(EmitError::Unencodable {
+                    source_file: format!("template {}", t.id),
+                    page: 0,
+                    column: "header".into(),
+                    character,
+                });
+            }
+            encoding_rs::SHIFT_JIS.encode(&text).0.into_owned()
+        }
+    })
+}
+
+/// `Err(c)` with the first character CP932 cannot hold.
+pub fn check_cp932(s: &str) -> Result<(), char> {
+    let mut buf = [0u8; 4];
+    for c in s.chars() {
+        let (_, _, bad) = encoding_rs::SHIFT_JIS.encode(c.encode_utf8(&mut buf));
+        if bad {
+            return Err(c);
+        }
+    }
+    Ok(())
+}
+
+fn column_value(t: &Template, r: &PageRecord, source: &str, batch_id: &str) -> String {
+    match source {
+        "@source" => r.source.clone(),
+        "@page" => r.page.to_string(),
+        "@branch" => r.branch.clone(),
+        "@sha256" => r.sha256.clone(),
+        "@corrected" => u8::from(r.corrected).to_string(),
+        "@batch" => batch_id.to_string(),
+        id => {
+            let Some(f) = r.fields.get(id) else {
+                return String::new();
+            };
+            let field = t.sides.iter().flat_map(|s| &s.fields).find(|f| f.id == id);
+            let code = |i: &serde_json::Value| {
+                let idx = i.as_u64().unwrap_or(0) as usize;
+                field
+                    .and_then(|fd| fd.options.get(idx.wrapping_sub(1)))
+                    .map(|o| o.code.clone())
+                    .unwrap_or_default()
+            };
+            match (field.map(|f| f.kind), &f.value) {
+                (_, serde_json::Value::Null) => String::new(),
+                (Some(FieldKind::Date), serde_json::Value::String(s)) => chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d")
+                    .map(|d| d.format(&t.output.date_format).to_string())
+                    .unwrap_or_default(),
+                (Some(FieldKind::Single), v) => code(v),
+                (Some(FieldKind::Multi), serde_json::Value::Array(items)) => items
+                    .iter()
+                    .map(code)
+                    .collect::<Vec<_>>()
+                    .join(&t.output.multi_separator),
+                (_, serde_json::Value::String(s)) => s.clone(),
+                (_, v) => v.to_string(),
+            }
+        }
+    }
+}
+
+fn sensitive_fields(templates: &[Template]) -> Vec<String> {
+    templates
+        .iter()
+        .flat_map(|t| &t.sides)
+        .flat_map(|s| &s.fields)
+        .filter(|f| f.sensitive)
+        .map(|f| f.id.clone())
+        .collect()
+}
+
+/// Keeps the last four characters, as the spec allows reports to show.
+pub fn mask(value: &str) -> String {
+    let n = value.chars().count();
+    value
+        .chars()
+        .enumerate()
+        .map(|(i, c)| if i + 4 < n { '*' } else { c })
+        .collect()
+}
+
+fn masked_record(r: &PageRecord, sensitive: &[String]) -> PageRecord {
+    let mut m = r.clone();
+    for id in sensitive {
+        if let Some(f) = m.fields.get_mut(id) {
+            if let Some(s) = f.value.as_str() {
+                f.value = serde_json::Value::String(mask(s));
+            }
+        }
+    }
+    m.images.clear();
+    m
+}
+
+fn shown_value(id: &str, f: &FieldResult, sensitive: &[String]) -> String {
+    let s = match &f.value {
+        serde_json::Value::String(s) => s.clone(),
+        serde_json::Value::Null => String::new(),
+        v => v.to_string(),
+    };
+    if sensitive.iter().any(|x| x == id) {
+        mask(&s)
+    } else {
+        s
+    }
+}
+
+/// For staff, in UTF-8 with a BOM so that Excel opens it correctly.
+fn mismatches_csv(rows: &[&PageRecord], sensitive: &[String]) -> Vec<u8> {
+    let mut w = csv::WriterBuilder::new()
+        .terminator(csv::Terminator::CRLF)
+        .from_writer(b"\xEF\xBB\xBF".to_vec());
+    w.write_record([
+        "source", "page", "branch", "form", "status", "reasons", "values", "candidate_1", "candidate_2", "candidate_3",
+    ])
+    .expect("in-memory csv");
+    for r in rows {
+        let values = r
+            .fields
+            .iter()
+            .map(|(id, f)| format!("{id}={}", shown_value(id, f, sensitive)))
+            .collect::<Vec<_>>()
+            .join(" ");
+        let mut line = vec![
+            r.source.clone(),
+            r.page.to_string(),
+            r.branch.clone(),
+            r.form.clone().unwrap_or_default(),
+            serde_json::to_value(r.status).ok().and_then(|v| v.as_str().map(String::from)).unwrap_or_default(),
+            r.reasons.join(";"),
+            values,
+        ];
+        for i in 0..3 {
+            line.push(
+                r.candidates
+                    .get(i)
+                    .map(|c| format!("{} {} {} ({})", c.atena_no, c.name, c.birth_date, c.why))
+                    .unwrap_or_default(),
+            );
+        }
+        w.write_record(&line).expect("in-memory csv");
+    }
+    w.into_inner().expect("in-memory csv")
+}
+
+fn esc(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
+/// Self-contained: inline style, images as data URIs, nothing fetched.
+fn report_html(
+    batch_id: &str,
+    s: &BatchSummary,
+    rows: &[&PageRecord],
+    quarantined: &[QuarantineEntry],
+    sensitive: &[String],
+) -> String {
+    use base64::Engine;
+    let mut h = String::new();
+    let _ = write!(
+        h,
+        "<!doctype html><html lang=\"ja\"><head><meta charset=\"utf-8\"><title>todoke {id}</title><style>\
+body{{font-family:sans-serif;margin:1.5em;background:#f6f6f4;color:#222}}\
+.sum td,.sum th{{padding:.3em .8em;text-align:right}}\
+.card{{background:#fff;border:1px solid #ccc;border-radius:6px;margin:1em 0;padding:.8em 1em}}\
+.card h2{{font-size:1.05em;margin:.2em 0}}.reasons{{color:#a00}}\
+.field{{display:flex;gap:1em;align-items:center;margin:.4em 0;border-top:1px solid #eee;padding-top:.4em}}\
+.field img{{border:1px solid #999;max-width:560px}}.bad{{color:#a00;font-weight:bold}}\
+table.c td{{padding:.1em .6em}}</style></head><body><h1>todoke batch {id}</h1>",
+        id = esc(batch_id)
+    );
+    let _ = write!(
+        h,
+        "<table class=\"sum\"><tr><th>validated</th><th>mismatch</th><th>unreadable</th><th>skipped</th><th>quarantined files</th></tr>\
+<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr></table>",
+        s.validated, s.mismatch, s.unreadable, s.skipped, s.quarantined
+    );
+    if !quarantined.is_empty() {
+        h.push_str("<h2>Quarantined files</h2><ul>");
+        for q in quarantined {
+            let _ = write!(h, "<li>{} — {}</li>", esc(&q.source), esc(&q.reason));
+        }
+        h.push_str("</ul>");
+    }
+    let _ = write!(h, "<h2>Pages that need staff ({})</h2>", rows.len());
+    for r in rows {
+        let _ = write!(
+            h,
+            "<div class=\"card\"><h2>{} p.{} — {} — {}</h2><div class=\"reasons\">{}</div>",
+            esc(&r.source),
+            r.page,
+            esc(&r.branch),
+            esc(r.form.as_deref().unwrap_or("unknown form")),
+            esc(&r.reasons.join(", "))
+        );
+        if let Some(d) = &r.detail {
+            let _ = write!(h, "<div>{}</div>", esc(d));
+        }
+        for (id, png) in &r.images {
+            let b64 = base64::engine::general_purpose::STANDARD.encode(png);
+            let (value, conf, status) = match r.fields.get(id) {
+                Some(f) => (
+                    shown_value(id, f, sensitive),
+                    f.confidence,
+                    serde_json::to_value(f.status).ok().and_then(|v| v.as_str().map(String::from)).unwrap_or_default(),
+                ),
+                None => (String::new(), 0.0, String::new()),
+            };
+            let class = if r.fields.get(id).is_some_and(|f| f.status != FieldStatus::Ok) {
+                "bad"
+            } else {
+                ""
+            };
+            let _ = write!(
+                h,
+                "<div class=\"field\"><img alt=\"{id}\" src=\"data:image/png;base64,{b64}\"><div><b>{id}</b><br>read: <span class=\"{class}\">{value}</span><br>confidence {conf:.3} · {status}</div></div>",
+                id = esc(id),
+                value = esc(&value),
+                status = esc(&status),
+            );
+        }
+        if !r.candidates.is_empty() {
+            h.push_str("<div>Register candidates:<table class=\"c\">");
+            for (i, c) in r.candidates.iter().enumerate() {
+                let _ = write!(
+                    h,
+                    "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+                    i + 1,
+                    esc(&c.atena_no),
+                    esc(&c.name),
+                    esc(&c.birth_date),
+                    esc(&c.why)
+                );
+            }
+            h.push_str("</table></div>");
+        }
+        h.push_str("</div>");
+    }
+    h.push_str("</body></html>\n");
+    h
+}
+
+/// Copies an unreadable file aside with its reason; the original stays.
+pub fn quarantine(out_dir: &Path, src: &Path, rel: &str, reason: &str) -> Result<QuarantineEntry, EmitError> {
+    let dir = out_dir.join("quarantine");
+    private_dir(&dir)?;
+    let name = rel.replace('/', "__");
+    let target = dir.join(&name);
+    let bytes = std::fs::read(src).unwrap_or_default();
+    private_file(&target, &bytes)?;
+    private_file(&dir.join(format!("{name}.reason.txt")), format!("{rel}\n{reason}\n").as_bytes())?;
+    Ok(QuarantineEntry {
+        source: rel.into(),
+        reason: reason.into(),
+        stored_as: format!("quarantine/{name}"),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    fn template() -> Template {
+        let text = r#"
+id = "t"
+title = "テスト"
+version = "1"
+[page]
+width_mm = 210.0
+height_mm = 297.0
+[marks]
+size_mm = 6.0
+centres_mm = [[12.0, 12.0], [198.0, 12.0], [12.0, 285.0], [198.0, 285.0]]
+[id_code]
+x_mm = 81.0
+y_mm = 9.0
+cell_mm = 3.0
+[[sides]]
+id = "t"
+code = 9
+read = true
+[[sides.fields]]
+id = "atena_no"
+label = "宛名番号"
+kind = "digits"
+label_at_mm = [10.0, 10.0]
+boxes = { x_mm = 50.0, y_mm = 50.0, w_mm = 5.5, h_mm = 7.5, gap_mm = 1.5, groups = [4] }
+[[sides.fields]]
+id = "q"
+label = "問"
+kind = "single"
+label_at_mm = [10.0, 60.0]
+options = [{ label = "はい", code = "1", x_mm = 50.0, y_mm = 60.0, size_mm = 4.0 }, { label = "いいえ", code = "2", x_mm = 70.0, y_mm = 60.0, size_mm = 4.0 }]
+[[sides.fields]]
+id = "my_number"
+label = "個人番号"
+kind = "digits"
+label_at_mm = [10.0, 70.0]
+sensitive = true
+boxes = { x_mm = 50.0, y_mm = 70.0, w_mm = 5.5, h_mm = 7.5, gap_mm = 1.5, groups = [12] }
+[output]
+columns = [{ header = "宛名番号", value = "atena_no" }, { header = "回答", value = "q" }, { header = "個人番号", value = "my_number" }, { header = "元ファイル", value = "@source" }]
+"#;
+        let t: Template = toml::from_str(text).unwrap();
+        t.check().unwrap();
+        t
+    }
+
+    fn record(source: &str) -> PageRecord {
+        let mut r = PageRecord::new(source, 1, "honcho", "ab");
+        r.form = Some("t".into());
+        r.status = PageStatus::Validated;
+        let ok = |v: serde_json::Value| FieldResult {
+            value: v,
+            confidence: 0.99,
+            status: FieldStatus::Ok,
+        };
+        r.fields.insert("atena_no".into(), ok(serde_json::json!("0012")));
+        r.fields.insert("q".into(), ok(serde_json::json!(2)));
+        r.fields.insert("my_number".into(), ok(serde_json::json!("123456789018")));
+        r
+    }
+
+    #[test]
+    fn cp932_and_crlf_by_default() {
+        let t = template();
+        let r = record("honcho/a.png");
+        let bytes = form_csv(&t, &[&r], "b1", None).unwrap();
+        let (text, _, bad) = encoding_rs::SHIFT_JIS.decode(&bytes);
+        assert!(!bad);
+        assert_eq!(text, "宛名番号,回答,個人番号,元ファイル\r\n0012,2,123456789018,honcho/a.png\r\n");
+        // 宛 in CP932 is 0x88 0xB6.
+        assert_eq!(&bytes[..2], &[0x88, 0xB6]);
+    }
+
+    #[test]
+    fn an_unencodable_character_names_the_record() {
+        let t = template();
+        let r = record("honcho/𠮷.png");
+        let e = form_csv(&t, &[&r], "b1", None).unwrap_err().to_string();
+        assert!(e.contains("honcho/𠮷.png") && e.contains("元ファイル") && e.contains('𠮷'), "{e}");
+        assert!(form_csv(&t, &[&r], "b1", Some(OutputEncoding::Utf8)).is_ok());
+    }
+
+    #[test]
+    fn masking_keeps_the_last_four() {
+        assert_eq!(mask("123456789018"), "********9018");
+        assert_eq!(mask("12"), "12");
+    }
+
+    #[test]
+    fn a_batch_is_private_self_contained_and_masked() {
+        let t = template();
+        let dir = tempfile::tempdir().unwrap();
+        let mut bad = record("sakura/b.png");
+        bad.status = PageStatus::Mismatch;
+        bad.reasons.push("register_not_found".into());
+        bad.images.push(("atena_no".into(), vec![0x89, b'P', b'N', b'G']));
+        let info = BatchInfo {
+            reader: ReaderInfo {
+                name: "test".into(),
+                version: "0".into(),
+            },
+            encoding: None,
+            started: "now".into(),
+        };
+        let s = write_batch(dir.path(), "b1", &[t], &[record("honcho/a.png"), bad], &[], &info).unwrap();
+        assert_eq!((s.validated, s.mismatch), (1, 1));
+        let b = dir.path().join("batches/b1");
+        for name in ["t.csv", "mismatches.csv", "report.html", "records.jsonl", "manifest.json"] {
+            let mode = std::fs::metadata(b.join(name)).unwrap().permissions().mode() & 0o777;
+            assert_eq!(mode, 0o600, "{name}");
+        }
+        let html = std::fs::read_to_string(b.join("report.html")).unwrap();
+        assert!(!html.contains("http://") && !html.contains("https://"));
+        assert!(html.contains("data:image/png;base64,"));
+        for name in ["report.html", "records.jsonl", "mismatches.csv"] {
+            let text = String::from_utf8_lossy(&std::fs::read(b.join(name)).unwrap()).into_owned();
+            assert!(!text.contains("123456789018"), "{name} shows a full My Number");
+        }
+        let jsonl = std::fs::read_to_string(b.join("records.jsonl")).unwrap();
+        assert_eq!(jsonl.lines().count(), 2);
+        assert!(jsonl.contains("********9018"));
+        assert!(matches!(
+            write_batch(dir.path(), "b1", &[template()], &[], &[], &info),
+            Err(EmitError::BatchExists(_))
+        ));
+    }
+}
