@@ -4,6 +4,7 @@
 //! intake → decode → register → read → validate → matching → emit.
 //! `pipeline` strings them together; each stage's result is its own type.
 
+pub mod config;
 pub mod decode;
 pub mod digits;
 pub mod emit;

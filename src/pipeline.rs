@@ -1,1 +1,270 @@
-//! (in progress)
+//! The whole run, stage by stage: intake → decode → register → read →
+//! validate → matching → emit. Every file ends in exactly one place: its
+//! pages as records in the batch (validated, mismatch, skipped, unreadable)
+//! or the file in quarantine with its reason.
+
+use crate::config::Config;
+use crate::decode::{self, DecodeLimits, PdfRenderer};
+use crate::digits::DigitReader;
+use crate::emit::{self, BatchInfo, BatchSummary, CandidateView, PageRecord, PageStatus, QuarantineEntry};
+use crate::intake::{self, Scan};
+use crate::matching::{self, MatchResult, Register};
+use crate::read::{self, PageReading, Readers};
+use crate::register;
+use crate::template::{self, Template};
+use crate::validate::{self, FieldStatus, ValidatedPage};
+use rayon::prelude::*;
+use sha2::{Digest, Sha256};
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+pub struct RunOptions {
+    pub inbox: PathBuf,
+    pub register: PathBuf,
+    pub out: PathBuf,
+    pub config: Config,
+    /// Batch id; defaults to the local start time.
+    pub batch_id: Option<String>,
+}
+
+pub struct RunSummary {
+    pub batch: BatchSummary,
+    pub batch_dir: PathBuf,
+    pub files: usize,
+    pub pages: usize,
+    pub quarantined: usize,
+    pub seconds: f64,
+    /// Peak resident memory of the process, from the kernel.
+    pub peak_rss_mb: Option<f64>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error(transparent)]
+    Template(#[from] template::TemplateError),
+    #[error(transparent)]
+    Register(#[from] matching::RegisterError),
+    #[error(transparent)]
+    Intake(#[from] intake::IntakeError),
+    #[error("digit model: {0}")]
+    Model(String),
+    #[error(transparent)]
+    Emit(#[from] emit::EmitError),
+}
+
+/// What one page became, before the batch is written.
+enum FileOutcome {
+    Pages(Vec<PageRecord>),
+    Quarantine { reason: String },
+}
+
+pub fn run(opts: &RunOptions, reader: &dyn DigitReader) -> Result<RunSummary, RunError> {
+    let started = Instant::now();
+    let started_at = chrono::Local::now();
+    let templates = template::load_dir(&opts.config.forms_dir)?;
+    // A malformed register stops the run before anything is written.
+    let register = Register::load(&opts.register, &opts.config.register)?;
+    let scans = intake::collect(&opts.inbox)?;
+    let pdf = PdfRenderer::start(&decode::pdfium_library_path());
+    if let Err(e) = pdf.available() {
+        tracing::warn!("PDF scans will be quarantined: {e}");
+    }
+    let limits = opts.config.decode.limits();
+    let readers = Readers {
+        handwriting: reader,
+        printed: None,
+    };
+
+    let outcomes: Vec<(Scan, String, FileOutcome)> = scans
+        .into_par_iter()
+        .map(|scan| {
+            let (sha, outcome) = process_file(&scan, &limits, &pdf, &templates, &register, &readers);
+            (scan, sha, outcome)
+        })
+        .collect();
+
+    let mut records = Vec::new();
+    let mut quarantined: Vec<QuarantineEntry> = Vec::new();
+    let files = outcomes.len();
+    for (scan, _sha, outcome) in outcomes {
+        match outcome {
+            FileOutcome::Pages(pages) => records.extend(pages),
+            FileOutcome::Quarantine { reason } => {
+                tracing::info!(file = %scan.rel, %reason, "quarantined");
+                quarantined.push(emit::quarantine(&opts.out, &scan.path, &scan.rel, &reason)?);
+            }
+        }
+    }
+    let batch_id = opts
+        .batch_id
+        .clone()
+        .unwrap_or_else(|| started_at.format("%Y%m%d-%H%M%S").to_string());
+    let info = BatchInfo {
+        reader: reader.describe(),
+        encoding: opts.config.output.encoding,
+        started: started_at.to_rfc3339(),
+    };
+    let pages = records.len();
+    let batch = emit::write_batch(&opts.out, &batch_id, &templates, &records, &quarantined, &info)?;
+    Ok(RunSummary {
+        batch,
+        batch_dir: opts.out.join("batches").join(&batch_id),
+        files,
+        pages,
+        quarantined: quarantined.len(),
+        seconds: started.elapsed().as_secs_f64(),
+        peak_rss_mb: peak_rss_mb(),
+    })
+}
+
+fn process_file(
+    scan: &Scan,
+    limits: &DecodeLimits,
+    pdf: &PdfRenderer,
+    templates: &[Template],
+    register: &Register,
+    readers: &Readers<'_>,
+) -> (String, FileOutcome) {
+    let bytes = match std::fs::read(&scan.path) {
+        Ok(b) => b,
+        Err(e) => {
+            return (
+                String::new(),
+                FileOutcome::Quarantine {
+                    reason: format!("unreadable_file: {e}"),
+                },
+            )
+        }
+    };
+    let sha = hex::encode(Sha256::digest(&bytes));
+    let pages = match decode::decode(&bytes, limits, pdf) {
+        Ok(p) => p,
+        Err(e) => {
+            return (
+                sha,
+                FileOutcome::Quarantine {
+                    reason: format!("{}: {e}", e.code()),
+                },
+            )
+        }
+    };
+    drop(bytes);
+    let records = pages
+        .into_iter()
+        .map(|p| process_page(scan, &sha, p.page, &p.image, templates, register, readers))
+        .collect();
+    (sha, FileOutcome::Pages(records))
+}
+
+/// One page through register → read → validate → matching.
+fn process_page(
+    scan: &Scan,
+    sha: &str,
+    page_no: usize,
+    image: &image::GrayImage,
+    templates: &[Template],
+    register: &Register,
+    readers: &Readers<'_>,
+) -> PageRecord {
+    let mut record = PageRecord::new(&scan.rel, page_no, &scan.branch, sha);
+    let page = match register::register(image, templates) {
+        Ok(p) => p,
+        Err(e) => {
+            record.status = PageStatus::Unreadable;
+            record.reasons.push(e.code().to_string());
+            record.detail = Some(e.to_string());
+            return record;
+        }
+    };
+    record.form = Some(page.template.id.clone());
+    record.side = Some(page.side.id.clone());
+    if !page.side.read {
+        record.status = PageStatus::Skipped;
+        return record;
+    }
+    let reading = match read::read_page(image, &page, readers) {
+        Ok(r) => r,
+        Err(e) => {
+            record.status = PageStatus::Unreadable;
+            record.reasons.push("read_error".into());
+            record.detail = Some(e.to_string());
+            return record;
+        }
+    };
+    let validated = validate::validate(page.template, page.side, &reading);
+    let atena_cells = reading
+        .fields
+        .iter()
+        .find(|f| f.id == "atena_no")
+        .map(|f| f.cells.as_slice())
+        .unwrap_or(&[]);
+    let matched = matching::match_person(register, validated.atena_no(), validated.birth_date(), atena_cells);
+    record.turned = page.turned;
+    record.reasons = validated.reasons.clone();
+    record.reasons.extend(matched.reason().map(String::from));
+    // The gate: every field passed and both keys name one and the same person.
+    record.status = if validated.reasons.is_empty() && matched.is_match() {
+        PageStatus::Validated
+    } else {
+        PageStatus::Mismatch
+    };
+    if record.status == PageStatus::Mismatch {
+        record.candidates = candidate_views(register, &matched);
+        record.images = doubtful_images(&reading, &validated);
+    }
+    record.fields = validated.fields;
+    record
+}
+
+fn candidate_views(register: &Register, matched: &MatchResult) -> Vec<CandidateView> {
+    matched
+        .candidates
+        .iter()
+        .map(|c| {
+            let p = &register.people[c.row];
+            CandidateView {
+                atena_no: p.atena_no.clone(),
+                name: p.name.clone(),
+                birth_date: p.birth_date.format("%Y-%m-%d").to_string(),
+                why: c.why.clone(),
+            }
+        })
+        .collect()
+}
+
+/// Images staff need to decide: every field that did not pass, and the two
+/// keys of the match, which are in doubt whenever the match fails.
+fn doubtful_images(reading: &PageReading, validated: &ValidatedPage) -> Vec<(String, Vec<u8>)> {
+    reading
+        .fields
+        .iter()
+        .filter(|f| {
+            f.id == "atena_no"
+                || f.id == "birth_date"
+                || validated.fields.get(&f.id).is_some_and(|r| r.status != FieldStatus::Ok)
+        })
+        .filter_map(|f| {
+            let mut png = Vec::new();
+            f.image
+                .write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png)
+                .ok()?;
+            Some((f.id.clone(), png))
+        })
+        .collect()
+}
+
+/// Peak resident set size, from /proc (Linux).
+pub fn peak_rss_mb() -> Option<f64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kb: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb / 1024.0)
+}
+
+/// Reads the default settings file if `path` is None.
+pub fn load_config(path: Option<&Path>) -> anyhow::Result<Config> {
+    Ok(match path {
+        Some(p) => Config::load(p)?,
+        None => Config::default(),
+    })
+}

@@ -97,7 +97,7 @@ pub fn read_page(
             .options
             .iter()
             .map(|o| {
-                let ink = dark_share(image, &page.to_image, o.rect(), CHECKBOX_INSET, page.ink_threshold);
+                let ink = dark_share(image, &page.to_image, o.rect(), CHECKBOX_INSET, page.mark_threshold);
                 classify_mark(ink, defaults.checkbox_empty_ink, defaults.checkbox_marked_ink)
             })
             .collect();

@@ -21,6 +21,9 @@ pub struct RegisteredPage<'t> {
     pub turned: bool,
     /// Grey level below which a pixel counts as ink on this page.
     pub ink_threshold: u8,
+    /// A lighter level for checkboxes, where a faint pencil tick is still an
+    /// answer: nearer the paper than the ink.
+    pub mark_threshold: u8,
     /// Pixels per millimetre, estimated from the marks.
     pub px_per_mm: f64,
 }
@@ -101,11 +104,11 @@ const CORNERS: [&str; 4] = ["top-left", "top-right", "bottom-left", "bottom-righ
 
 /// Finds the page's template and side. Pure: the image is only read.
 pub fn register<'t>(image: &GrayImage, templates: &'t [Template]) -> Result<RegisteredPage<'t>, RegisterError> {
-    let ink_threshold = ink_threshold(image).ok_or(RegisterError::Blank)?;
+    let levels = grey_levels(image).ok_or(RegisterError::Blank)?;
     let mut last_err = RegisterError::Blank;
     // Templates may differ in page size or mark placement; try each geometry.
     for template in templates {
-        match register_to(image, template, ink_threshold) {
+        match register_to(image, template, levels) {
             Ok(page) => return Ok(page),
             Err(e) => last_err = e,
         }
@@ -113,7 +116,8 @@ pub fn register<'t>(image: &GrayImage, templates: &'t [Template]) -> Result<Regi
     Err(last_err)
 }
 
-fn register_to<'t>(image: &GrayImage, template: &'t Template, ink_threshold: u8) -> Result<RegisteredPage<'t>, RegisterError> {
+fn register_to<'t>(image: &GrayImage, template: &'t Template, levels: GreyLevels) -> Result<RegisteredPage<'t>, RegisterError> {
+    let ink_threshold = levels.ink_threshold();
     let (w, h) = image.dimensions();
     // Expected scale from the image size; scanners add or crop a little margin.
     let px_per_mm_guess = ((w as f64 / template.page.width_mm) + (h as f64 / template.page.height_mm)) / 2.0;
@@ -157,6 +161,7 @@ fn register_to<'t>(image: &GrayImage, template: &'t Template, ink_threshold: u8)
                     to_image: hom,
                     turned: is_turned,
                     ink_threshold,
+                    mark_threshold: levels.mark_threshold(),
                     px_per_mm,
                 });
             }
@@ -168,9 +173,26 @@ fn register_to<'t>(image: &GrayImage, template: &'t Template, ink_threshold: u8)
     })
 }
 
-/// Midway between paper and ink, from a sparse sample; `None` for a page
-/// with no ink at all.
-fn ink_threshold(image: &GrayImage) -> Option<u8> {
+#[derive(Debug, Clone, Copy)]
+struct GreyLevels {
+    paper: u8,
+    ink: u8,
+}
+
+impl GreyLevels {
+    fn ink_threshold(self) -> u8 {
+        ((self.paper as u16 + self.ink as u16) / 2).clamp(60, 200) as u8
+    }
+
+    fn mark_threshold(self) -> u8 {
+        let span = (self.paper - self.ink) as f32;
+        (self.paper as f32 - 0.3 * span).clamp(60.0, 225.0) as u8
+    }
+}
+
+/// Paper and ink grey levels from a sparse sample; `None` for a page with
+/// no ink at all.
+fn grey_levels(image: &GrayImage) -> Option<GreyLevels> {
     let mut hist = [0u32; 256];
     let (w, h) = image.dimensions();
     let step = 3;
@@ -199,7 +221,7 @@ fn ink_threshold(image: &GrayImage) -> Option<u8> {
     if paper.saturating_sub(ink) < 40 {
         return None;
     }
-    Some(((paper as u16 + ink as u16) / 2).clamp(60, 200) as u8)
+    Some(GreyLevels { paper, ink })
 }
 
 /// Looks for each mark near its expected corner: the dark connected blob
@@ -355,7 +377,9 @@ fn read_id_code(image: &GrayImage, template: &Template, hom: &Homography, ink: u
 /// Share of ink pixels in a template rectangle, shrunk by `inset` of its size
 /// on each side so that neighbours and print misalignment do not count.
 pub fn dark_share(image: &GrayImage, hom: &Homography, r: RectMm, inset: f64, ink: u8) -> f32 {
-    let n = 8;
+    // About ten samples per millimetre, so a thin pen stroke cannot slip
+    // between them.
+    let n = ((r.w.max(r.h) * (1.0 - 2.0 * inset) * 10.0).ceil() as usize).clamp(4, 64);
     let mut dark = 0;
     let mut total = 0;
     for j in 0..n {
