@@ -40,6 +40,8 @@ pub struct SynthOptions {
     pub out: PathBuf,
     /// Branch inbox folders; empty means `honcho` alone.
     pub branches: Vec<String>,
+    /// Scan resolution of every page; `None` draws 200, 300 or 400 per page.
+    pub dpi: Option<u32>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -224,7 +226,8 @@ pub fn synth(opts: &SynthOptions) -> anyhow::Result<SynthSummary> {
     // file is written.
     let mut plans: Vec<PagePlan> = Vec::with_capacity(opts.count);
     while plans.len() < opts.count {
-        let dpi = *[200u32, 300, 300, 400].choose(&mut rng).expect("non-empty");
+        let drawn = *[200u32, 300, 300, 400].choose(&mut rng).expect("non-empty");
+        let dpi = opts.dpi.unwrap_or(drawn);
         let upside_down = rng.gen_bool(0.05);
         if rng.gen_bool(0.02) {
             plans.push(PagePlan {
@@ -1133,6 +1136,7 @@ mod tests {
         }
         let run = |dir: &Path| {
             synth(&SynthOptions {
+                dpi: None,
                 forms_dir: root().join("forms"),
                 mnist_dir: mnist::default_dir(),
                 form: None,
@@ -1183,6 +1187,7 @@ mod tests {
         let _ = std::fs::remove_dir_all(out.join("inbox"));
         let _ = std::fs::remove_dir_all(out.join("truth"));
         let summary = synth(&SynthOptions {
+            dpi: None,
             forms_dir: root().join("forms"),
             mnist_dir: mnist::default_dir(),
             form: None,
