@@ -95,7 +95,11 @@ pub fn sniff(bytes: &[u8]) -> Option<ScanFormat> {
         Some(ScanFormat::Jpeg)
     } else if bytes.starts_with(b"II*\0") || bytes.starts_with(b"MM\0*") {
         Some(ScanFormat::Tiff)
-    } else if bytes.len() >= 5 && bytes[..bytes.len().min(1024)].windows(5).any(|w| w == b"%PDF-") {
+    } else if bytes.len() >= 5
+        && bytes[..bytes.len().min(1024)]
+            .windows(5)
+            .any(|w| w == b"%PDF-")
+    {
         Some(ScanFormat::Pdf)
     } else {
         None
@@ -126,9 +130,10 @@ pub fn decode(
         return Err(DecodeError::Empty);
     }
     match sniff(bytes) {
-        Some(f @ (ScanFormat::Png | ScanFormat::Jpeg)) => {
-            Ok(vec![DecodedPage { page: 1, image: decode_raster(bytes, f, limits)? }])
-        }
+        Some(f @ (ScanFormat::Png | ScanFormat::Jpeg)) => Ok(vec![DecodedPage {
+            page: 1,
+            image: decode_raster(bytes, f, limits)?,
+        }]),
         Some(ScanFormat::Tiff) => decode_tiff(bytes, limits),
         Some(ScanFormat::Pdf) => pdf.render(bytes.to_vec(), *limits),
         None => Err(DecodeError::UnknownFormat {
@@ -142,7 +147,11 @@ pub fn decode(
     }
 }
 
-fn decode_raster(bytes: &[u8], format: ScanFormat, limits: &DecodeLimits) -> Result<GrayImage, DecodeError> {
+fn decode_raster(
+    bytes: &[u8],
+    format: ScanFormat,
+    limits: &DecodeLimits,
+) -> Result<GrayImage, DecodeError> {
     let corrupt = |e: image::ImageError| DecodeError::Corrupt {
         format,
         detail: e.to_string(),
@@ -214,7 +223,11 @@ fn decode_tiff(bytes: &[u8], limits: &DecodeLimits) -> Result<Vec<DecodedPage>, 
             other => return Err(corrupt(format!("unsupported colour type {other:?}"))),
         };
         if grey.len() < n {
-            return Err(corrupt(format!("page {} has {} of {n} pixels", pages.len() + 1, grey.len())));
+            return Err(corrupt(format!(
+                "page {} has {} of {n} pixels",
+                pages.len() + 1,
+                grey.len()
+            )));
         }
         let image = GrayImage::from_raw(width, height, grey[..n].to_vec())
             .ok_or_else(|| corrupt("pixel buffer size".into()))?;
@@ -234,7 +247,11 @@ fn luma(r: u8, g: u8, b: u8) -> u8 {
     ((r as u32 * 299 + g as u32 * 587 + b as u32 * 114) / 1000) as u8
 }
 
-type PdfJob = (Vec<u8>, DecodeLimits, mpsc::Sender<Result<Vec<DecodedPage>, DecodeError>>);
+type PdfJob = (
+    Vec<u8>,
+    DecodeLimits,
+    mpsc::Sender<Result<Vec<DecodedPage>, DecodeError>>,
+);
 
 /// Renders PDFs on the one thread that owns pdfium, which is not thread-safe.
 /// Cheap to share: every caller sends its job to that thread.
@@ -257,7 +274,8 @@ impl PdfRenderer {
                 let bindings = match pdfium_render::prelude::Pdfium::bind_to_library(&library) {
                     Ok(b) => b,
                     Err(e) => {
-                        let _ = ready_tx.send(Err(format!("cannot load {}: {e}", library.display())));
+                        let _ =
+                            ready_tx.send(Err(format!("cannot load {}: {e}", library.display())));
                         return;
                     }
                 };
@@ -291,11 +309,14 @@ impl PdfRenderer {
         }
     }
 
-    pub fn render(&self, bytes: Vec<u8>, limits: DecodeLimits) -> Result<Vec<DecodedPage>, DecodeError> {
-        let jobs = self
-            .jobs
-            .as_ref()
-            .ok_or_else(|| DecodeError::PdfUnavailable(self.unavailable.clone().unwrap_or_default()))?;
+    pub fn render(
+        &self,
+        bytes: Vec<u8>,
+        limits: DecodeLimits,
+    ) -> Result<Vec<DecodedPage>, DecodeError> {
+        let jobs = self.jobs.as_ref().ok_or_else(|| {
+            DecodeError::PdfUnavailable(self.unavailable.clone().unwrap_or_default())
+        })?;
         let (tx, rx) = mpsc::channel();
         jobs.send((bytes, limits, tx))
             .map_err(|_| DecodeError::PdfUnavailable("pdfium thread ended".into()))?;
@@ -317,7 +338,9 @@ fn render_pdf(
         format: ScanFormat::Pdf,
         detail: e.to_string(),
     };
-    let doc = pdfium.load_pdf_from_byte_vec(bytes, None).map_err(corrupt)?;
+    let doc = pdfium
+        .load_pdf_from_byte_vec(bytes, None)
+        .map_err(corrupt)?;
     let count = doc.pages().len() as usize;
     if count == 0 {
         return Err(DecodeError::NoPages);
@@ -376,7 +399,8 @@ mod tests {
     fn png_bytes(w: u32, h: u32) -> Vec<u8> {
         let img = GrayImage::from_pixel(w, h, image::Luma([200]));
         let mut out = Vec::new();
-        img.write_to(&mut Cursor::new(&mut out), ImageFormat::Png).unwrap();
+        img.write_to(&mut Cursor::new(&mut out), ImageFormat::Png)
+            .unwrap();
         out
     }
 
@@ -397,7 +421,10 @@ mod tests {
     #[test]
     fn empty_and_text_files_get_their_own_reasons() {
         let limits = DecodeLimits::default();
-        assert!(matches!(decode(b"", &limits, &no_pdf()), Err(DecodeError::Empty)));
+        assert!(matches!(
+            decode(b"", &limits, &no_pdf()),
+            Err(DecodeError::Empty)
+        ));
         assert!(matches!(
             decode(b"just some text", &limits, &no_pdf()),
             Err(DecodeError::UnknownFormat { .. })
@@ -411,7 +438,16 @@ mod tests {
         assert!(!looks_complete(cut));
         assert!(looks_complete(&bytes));
         let err = decode(cut, &DecodeLimits::default(), &no_pdf()).unwrap_err();
-        assert!(matches!(err, DecodeError::Corrupt { format: ScanFormat::Png, .. }), "{err}");
+        assert!(
+            matches!(
+                err,
+                DecodeError::Corrupt {
+                    format: ScanFormat::Png,
+                    ..
+                }
+            ),
+            "{err}"
+        );
     }
 
     #[test]
@@ -421,6 +457,9 @@ mod tests {
             ..Default::default()
         };
         let err = decode(&png_bytes(101, 10), &limits, &no_pdf()).unwrap_err();
-        assert!(matches!(err, DecodeError::TooLarge { width: 101, .. }), "{err}");
+        assert!(
+            matches!(err, DecodeError::TooLarge { width: 101, .. }),
+            "{err}"
+        );
     }
 }

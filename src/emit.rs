@@ -211,7 +211,10 @@ pub fn write_batch(
             .iter()
             .filter(|r| r.status == PageStatus::Validated && r.form.as_deref() == Some(&t.id))
             .collect();
-        put(&format!("{}.csv", t.id), form_csv(t, &rows, batch_id, info.encoding)?)?;
+        put(
+            &format!("{}.csv", t.id),
+            form_csv(t, &rows, batch_id, info.encoding)?,
+        )?;
     }
     let sensitive = sensitive_fields(templates);
     let needs_staff: Vec<&PageRecord> = records
@@ -219,7 +222,10 @@ pub fn write_batch(
         .filter(|r| matches!(r.status, PageStatus::Mismatch | PageStatus::Unreadable))
         .collect();
     put("mismatches.csv", mismatches_csv(&needs_staff, &sensitive))?;
-    put("report.html", report_html(batch_id, &summary, &needs_staff, quarantined, &sensitive).into_bytes())?;
+    put(
+        "report.html",
+        report_html(batch_id, &summary, &needs_staff, quarantined, &sensitive).into_bytes(),
+    )?;
     let mut jsonl = String::new();
     for r in records {
         let masked = masked_record(r, &sensitive);
@@ -266,7 +272,9 @@ pub fn form_csv(
         LineEnding::Crlf => csv::Terminator::CRLF,
         LineEnding::Lf => csv::Terminator::Any(b'\n'),
     };
-    let mut w = csv::WriterBuilder::new().terminator(terminator).from_writer(Vec::new());
+    let mut w = csv::WriterBuilder::new()
+        .terminator(terminator)
+        .from_writer(Vec::new());
     let header: Vec<&str> = t.output.columns.iter().map(|c| c.header.as_str()).collect();
     w.write_record(&header).expect("in-memory csv");
     for r in rows {
@@ -285,7 +293,8 @@ pub fn form_csv(
         }
         w.write_record(&line).expect("in-memory csv");
     }
-    let text = String::from_utf8(w.into_inner().expect("in-memory csv")).expect("csv of strings is UTF-8");
+    let text =
+        String::from_utf8(w.into_inner().expect("in-memory csv")).expect("csv of strings is UTF-8");
     Ok(match encoding {
         OutputEncoding::Utf8 => text.into_bytes(),
         OutputEncoding::Cp932 => {
@@ -337,9 +346,11 @@ fn column_value(t: &Template, r: &PageRecord, source: &str, batch_id: &str) -> S
             };
             match (field.map(|f| f.kind), &f.value) {
                 (_, serde_json::Value::Null) => String::new(),
-                (Some(FieldKind::Date), serde_json::Value::String(s)) => chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d")
-                    .map(|d| d.format(&t.output.date_format).to_string())
-                    .unwrap_or_default(),
+                (Some(FieldKind::Date), serde_json::Value::String(s)) => {
+                    chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d")
+                        .map(|d| d.format(&t.output.date_format).to_string())
+                        .unwrap_or_default()
+                }
                 (Some(FieldKind::Single), v) => code(v),
                 (Some(FieldKind::Multi), serde_json::Value::Array(items)) => items
                     .iter()
@@ -405,7 +416,16 @@ fn mismatches_csv(rows: &[&PageRecord], sensitive: &[String]) -> Vec<u8> {
         .terminator(csv::Terminator::CRLF)
         .from_writer(b"\xEF\xBB\xBF".to_vec());
     w.write_record([
-        "source", "page", "branch", "form", "status", "reasons", "values", "candidate_1", "candidate_2", "candidate_3",
+        "source",
+        "page",
+        "branch",
+        "form",
+        "status",
+        "reasons",
+        "values",
+        "candidate_1",
+        "candidate_2",
+        "candidate_3",
     ])
     .expect("in-memory csv");
     for r in rows {
@@ -420,7 +440,10 @@ fn mismatches_csv(rows: &[&PageRecord], sensitive: &[String]) -> Vec<u8> {
             r.page.to_string(),
             r.branch.clone(),
             r.form.clone().unwrap_or_default(),
-            serde_json::to_value(r.status).ok().and_then(|v| v.as_str().map(String::from)).unwrap_or_default(),
+            serde_json::to_value(r.status)
+                .ok()
+                .and_then(|v| v.as_str().map(String::from))
+                .unwrap_or_default(),
             r.reasons.join(";"),
             values,
         ];
@@ -499,11 +522,18 @@ table.c td{{padding:.1em .6em}}</style></head><body><h1>todoke batch {id}</h1>",
                 Some(f) => (
                     shown_value(id, f, sensitive),
                     f.confidence,
-                    serde_json::to_value(f.status).ok().and_then(|v| v.as_str().map(String::from)).unwrap_or_default(),
+                    serde_json::to_value(f.status)
+                        .ok()
+                        .and_then(|v| v.as_str().map(String::from))
+                        .unwrap_or_default(),
                 ),
                 None => (String::new(), 0.0, String::new()),
             };
-            let class = if r.fields.get(id).is_some_and(|f| f.status != FieldStatus::Ok) {
+            let class = if r
+                .fields
+                .get(id)
+                .is_some_and(|f| f.status != FieldStatus::Ok)
+            {
                 "bad"
             } else {
                 ""
@@ -538,14 +568,22 @@ table.c td{{padding:.1em .6em}}</style></head><body><h1>todoke batch {id}</h1>",
 }
 
 /// Copies an unreadable file aside with its reason; the original stays.
-pub fn quarantine(out_dir: &Path, src: &Path, rel: &str, reason: &str) -> Result<QuarantineEntry, EmitError> {
+pub fn quarantine(
+    out_dir: &Path,
+    src: &Path,
+    rel: &str,
+    reason: &str,
+) -> Result<QuarantineEntry, EmitError> {
     let dir = out_dir.join("quarantine");
     private_dir(&dir)?;
     let name = rel.replace('/', "__");
     let target = dir.join(&name);
     let bytes = std::fs::read(src).unwrap_or_default();
     private_file(&target, &bytes)?;
-    private_file(&dir.join(format!("{name}.reason.txt")), format!("{rel}\n{reason}\n").as_bytes())?;
+    private_file(
+        &dir.join(format!("{name}.reason.txt")),
+        format!("{rel}\n{reason}\n").as_bytes(),
+    )?;
     Ok(QuarantineEntry {
         source: rel.into(),
         reason: reason.into(),
@@ -613,9 +651,11 @@ columns = [{ header = "宛名番号", value = "atena_no" }, { header = "回答",
             confidence: 0.99,
             status: FieldStatus::Ok,
         };
-        r.fields.insert("atena_no".into(), ok(serde_json::json!("0012")));
+        r.fields
+            .insert("atena_no".into(), ok(serde_json::json!("0012")));
         r.fields.insert("q".into(), ok(serde_json::json!(2)));
-        r.fields.insert("my_number".into(), ok(serde_json::json!("123456789018")));
+        r.fields
+            .insert("my_number".into(), ok(serde_json::json!("123456789018")));
         r
     }
 
@@ -626,7 +666,10 @@ columns = [{ header = "宛名番号", value = "atena_no" }, { header = "回答",
         let bytes = form_csv(&t, &[&r], "b1", None).unwrap();
         let (text, _, bad) = encoding_rs::SHIFT_JIS.decode(&bytes);
         assert!(!bad);
-        assert_eq!(text, "宛名番号,回答,個人番号,元ファイル\r\n0012,2,123456789018,honcho/a.png\r\n");
+        assert_eq!(
+            text,
+            "宛名番号,回答,個人番号,元ファイル\r\n0012,2,123456789018,honcho/a.png\r\n"
+        );
         // 宛 in CP932 is 0x88 0xB6.
         assert_eq!(&bytes[..2], &[0x88, 0xB6]);
     }
@@ -636,7 +679,10 @@ columns = [{ header = "宛名番号", value = "atena_no" }, { header = "回答",
         let t = template();
         let r = record("honcho/𠮷.png");
         let e = form_csv(&t, &[&r], "b1", None).unwrap_err().to_string();
-        assert!(e.contains("honcho/𠮷.png") && e.contains("元ファイル") && e.contains('𠮷'), "{e}");
+        assert!(
+            e.contains("honcho/𠮷.png") && e.contains("元ファイル") && e.contains('𠮷'),
+            "{e}"
+        );
         assert!(form_csv(&t, &[&r], "b1", Some(OutputEncoding::Utf8)).is_ok());
     }
 
@@ -653,7 +699,8 @@ columns = [{ header = "宛名番号", value = "atena_no" }, { header = "回答",
         let mut bad = record("sakura/b.png");
         bad.status = PageStatus::Mismatch;
         bad.reasons.push("register_not_found".into());
-        bad.images.push(("atena_no".into(), vec![0x89, b'P', b'N', b'G']));
+        bad.images
+            .push(("atena_no".into(), vec![0x89, b'P', b'N', b'G']));
         let info = BatchInfo {
             reader: ReaderInfo {
                 name: "test".into(),
@@ -662,11 +709,29 @@ columns = [{ header = "宛名番号", value = "atena_no" }, { header = "回答",
             encoding: None,
             started: "now".into(),
         };
-        let s = write_batch(dir.path(), "b1", &[t], &[record("honcho/a.png"), bad], &[], &info).unwrap();
+        let s = write_batch(
+            dir.path(),
+            "b1",
+            &[t],
+            &[record("honcho/a.png"), bad],
+            &[],
+            &info,
+        )
+        .unwrap();
         assert_eq!((s.validated, s.mismatch), (1, 1));
         let b = dir.path().join("batches/b1");
-        for name in ["t.csv", "mismatches.csv", "report.html", "records.jsonl", "manifest.json"] {
-            let mode = std::fs::metadata(b.join(name)).unwrap().permissions().mode() & 0o777;
+        for name in [
+            "t.csv",
+            "mismatches.csv",
+            "report.html",
+            "records.jsonl",
+            "manifest.json",
+        ] {
+            let mode = std::fs::metadata(b.join(name))
+                .unwrap()
+                .permissions()
+                .mode()
+                & 0o777;
             assert_eq!(mode, 0o600, "{name}");
         }
         let html = std::fs::read_to_string(b.join("report.html")).unwrap();
@@ -674,7 +739,10 @@ columns = [{ header = "宛名番号", value = "atena_no" }, { header = "回答",
         assert!(html.contains("data:image/png;base64,"));
         for name in ["report.html", "records.jsonl", "mismatches.csv"] {
             let text = String::from_utf8_lossy(&std::fs::read(b.join(name)).unwrap()).into_owned();
-            assert!(!text.contains("123456789018"), "{name} shows a full My Number");
+            assert!(
+                !text.contains("123456789018"),
+                "{name} shows a full My Number"
+            );
         }
         let jsonl = std::fs::read_to_string(b.join("records.jsonl")).unwrap();
         assert_eq!(jsonl.lines().count(), 2);

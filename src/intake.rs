@@ -98,7 +98,13 @@ mod tests {
         std::fs::write(dir.path().join("Thumbs.db"), b"x").unwrap();
         std::fs::write(dir.path().join(".hidden.png"), b"x").unwrap();
         let scans = collect(dir.path()).unwrap();
-        let got: Vec<(&str, &str)> = scans.iter().map(|s| (s.rel.as_str(), s.branch.as_str())).collect();
-        assert_eq!(got, vec![("b.pdf", "main"), ("sakura/2026/a.png", "sakura")]);
+        let got: Vec<(&str, &str)> = scans
+            .iter()
+            .map(|s| (s.rel.as_str(), s.branch.as_str()))
+            .collect();
+        assert_eq!(
+            got,
+            vec![("b.pdf", "main"), ("sakura/2026/a.png", "sakura")]
+        );
     }
 }

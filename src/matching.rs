@@ -54,9 +54,13 @@ pub struct Register {
 #[serde(rename_all = "snake_case", tag = "outcome")]
 pub enum MatchOutcome {
     /// Exactly one row has both values.
-    Matched { row: usize },
+    Matched {
+        row: usize,
+    },
     RegisterNotFound,
-    BirthdateMismatch { row: usize },
+    BirthdateMismatch {
+        row: usize,
+    },
     /// atena_no or birthdate was not read well enough to try.
     NotAttempted,
 }
@@ -142,15 +146,24 @@ impl Register {
             column: column.to_string(),
             problem: problem.to_string(),
         };
-        let mut rdr = csv::ReaderBuilder::new().flexible(false).from_reader(text.as_bytes());
-        let headers = rdr.headers().map_err(|e| malformed(1, e.to_string()))?.clone();
+        let mut rdr = csv::ReaderBuilder::new()
+            .flexible(false)
+            .from_reader(text.as_bytes());
+        let headers = rdr
+            .headers()
+            .map_err(|e| malformed(1, e.to_string()))?
+            .clone();
         let col = |name: &str| {
             headers
                 .iter()
                 .position(|h| h.trim() == name)
                 .ok_or_else(|| malformed(1, format!("no column named {name:?} in the header")))
         };
-        let (ia, ib, iname) = (col(&mapping.atena_no)?, col(&mapping.birth_date)?, col(&mapping.name)?);
+        let (ia, ib, iname) = (
+            col(&mapping.atena_no)?,
+            col(&mapping.birth_date)?,
+            col(&mapping.name)?,
+        );
         let mut people = Vec::new();
         let mut by_atena = HashMap::new();
         let mut by_birth: HashMap<NaiveDate, Vec<usize>> = HashMap::new();
@@ -167,8 +180,13 @@ impl Register {
             if !atena.chars().all(|c| c.is_ascii_digit()) {
                 return Err(bad(line, &mapping.atena_no, "not all digits"));
             }
-            let birth = parse_date(rec.get(ib).unwrap_or(""))
-                .ok_or_else(|| bad(line, &mapping.birth_date, "not a date (YYYY-MM-DD, YYYYMMDD or YYYY/MM/DD)"))?;
+            let birth = parse_date(rec.get(ib).unwrap_or("")).ok_or_else(|| {
+                bad(
+                    line,
+                    &mapping.birth_date,
+                    "not a date (YYYY-MM-DD, YYYYMMDD or YYYY/MM/DD)",
+                )
+            })?;
             if by_atena.insert(atena.clone(), people.len()).is_some() {
                 return Err(bad(line, &mapping.atena_no, "duplicate addressee number"));
             }
@@ -204,7 +222,10 @@ impl RegisterError {
                 problem,
             },
             RegisterError::BadValue {
-                line, column, problem, ..
+                line,
+                column,
+                problem,
+                ..
             } => RegisterError::BadValue {
                 path: p.to_path_buf(),
                 line,
@@ -260,7 +281,10 @@ pub fn match_person(
     } else {
         candidates(register, atena_no, birth_date, atena_cells)
     };
-    MatchResult { outcome, candidates }
+    MatchResult {
+        outcome,
+        candidates,
+    }
 }
 
 /// Rows a reviewer most likely means, nearest first.
@@ -308,7 +332,12 @@ fn candidates(
                         offer(
                             row,
                             bonus,
-                            format!("cell {} read {}, its second choice {} matches", i + 1, read[*i], theirs[*i]),
+                            format!(
+                                "cell {} read {}, its second choice {} matches",
+                                i + 1,
+                                read[*i],
+                                theirs[*i]
+                            ),
                         );
                     } else {
                         offer(
@@ -318,18 +347,27 @@ fn candidates(
                         );
                     }
                 }
-                [i, j] if *j == i + 1 && read[*i] == theirs[*j] && read[*j] == theirs[*i] => {
-                    offer(row, 1 + bonus, format!("cells {} and {} swapped", i + 1, j + 1))
-                }
+                [i, j] if *j == i + 1 && read[*i] == theirs[*j] && read[*j] == theirs[*i] => offer(
+                    row,
+                    1 + bonus,
+                    format!("cells {} and {} swapped", i + 1, j + 1),
+                ),
                 _ => {}
             }
         }
     }
     if let Some(b) = birth_date {
         for &row in register.by_birth.get(&b).into_iter().flatten() {
-            let dist = edit_distance(&read, &register.people[row].atena_no.chars().collect::<Vec<_>>());
+            let dist = edit_distance(
+                &read,
+                &register.people[row].atena_no.chars().collect::<Vec<_>>(),
+            );
             if dist <= 3 {
-                offer(row, 3 + dist as u32, format!("same birthdate, addressee number {dist} edit(s) away"));
+                offer(
+                    row,
+                    3 + dist as u32,
+                    format!("same birthdate, addressee number {dist} edit(s) away"),
+                );
             }
         }
         // The era box one off (平成 ticked for 昭和 …) shifts the year by the
@@ -356,7 +394,9 @@ fn edit_distance(a: &[char], b: &[char]) -> usize {
     for (i, ca) in a.iter().enumerate() {
         let mut cur = vec![i + 1; b.len() + 1];
         for (j, cb) in b.iter().enumerate() {
-            cur[j + 1] = (prev[j] + usize::from(ca != cb)).min(prev[j + 1] + 1).min(cur[j] + 1);
+            cur[j + 1] = (prev[j] + usize::from(ca != cb))
+                .min(prev[j + 1] + 1)
+                .min(cur[j] + 1);
         }
         prev = cur;
     }
@@ -421,12 +461,21 @@ mod tests {
     #[test]
     fn malformed_registers_name_line_and_column() {
         let bad_date = "atena_no,name,birth_date\n1,a,1990-01-01\n2,b,1990-13-01\n";
-        let e = Register::parse(bad_date, &RegisterMapping::default()).err().unwrap().to_string();
+        let e = Register::parse(bad_date, &RegisterMapping::default())
+            .err()
+            .unwrap()
+            .to_string();
         assert!(e.contains("line 3") && e.contains("birth_date"), "{e}");
         let dup = "atena_no,name,birth_date\n1,a,1990-01-01\n1,b,1990-01-02\n";
-        let e = Register::parse(dup, &RegisterMapping::default()).err().unwrap().to_string();
+        let e = Register::parse(dup, &RegisterMapping::default())
+            .err()
+            .unwrap()
+            .to_string();
         assert!(e.contains("line 3") && e.contains("duplicate"), "{e}");
-        let e = Register::parse("id,name,birth_date\n", &RegisterMapping::default()).err().unwrap().to_string();
+        let e = Register::parse("id,name,birth_date\n", &RegisterMapping::default())
+            .err()
+            .unwrap()
+            .to_string();
         assert!(e.contains("atena_no"), "{e}");
     }
 

@@ -6,7 +6,9 @@
 use crate::config::Config;
 use crate::decode::{self, DecodeLimits, PdfRenderer};
 use crate::digits::DigitReader;
-use crate::emit::{self, BatchInfo, BatchSummary, CandidateView, PageRecord, PageStatus, QuarantineEntry};
+use crate::emit::{
+    self, BatchInfo, BatchSummary, CandidateView, PageRecord, PageStatus, QuarantineEntry,
+};
 use crate::intake::{self, Scan};
 use crate::matching::{self, MatchResult, Register};
 use crate::read::{self, PageReading, Readers};
@@ -78,7 +80,8 @@ pub fn run(opts: &RunOptions, reader: &dyn DigitReader) -> Result<RunSummary, Ru
     let outcomes: Vec<(Scan, String, FileOutcome)> = scans
         .into_par_iter()
         .map(|scan| {
-            let (sha, outcome) = process_file(&scan, &limits, &pdf, &templates, &register, &readers);
+            let (sha, outcome) =
+                process_file(&scan, &limits, &pdf, &templates, &register, &readers);
             (scan, sha, outcome)
         })
         .collect();
@@ -105,7 +108,14 @@ pub fn run(opts: &RunOptions, reader: &dyn DigitReader) -> Result<RunSummary, Ru
         started: started_at.to_rfc3339(),
     };
     let pages = records.len();
-    let batch = emit::write_batch(&opts.out, &batch_id, &templates, &records, &quarantined, &info)?;
+    let batch = emit::write_batch(
+        &opts.out,
+        &batch_id,
+        &templates,
+        &records,
+        &quarantined,
+        &info,
+    )?;
     Ok(RunSummary {
         batch,
         batch_dir: opts.out.join("batches").join(&batch_id),
@@ -198,7 +208,12 @@ fn process_page(
         .find(|f| f.id == "atena_no")
         .map(|f| f.cells.as_slice())
         .unwrap_or(&[]);
-    let matched = matching::match_person(register, validated.atena_no(), validated.birth_date(), atena_cells);
+    let matched = matching::match_person(
+        register,
+        validated.atena_no(),
+        validated.birth_date(),
+        atena_cells,
+    );
     record.turned = page.turned;
     record.reasons = validated.reasons.clone();
     record.reasons.extend(matched.reason().map(String::from));
@@ -241,7 +256,10 @@ fn doubtful_images(reading: &PageReading, validated: &ValidatedPage) -> Vec<(Str
         .filter(|f| {
             f.id == "atena_no"
                 || f.id == "birth_date"
-                || validated.fields.get(&f.id).is_some_and(|r| r.status != FieldStatus::Ok)
+                || validated
+                    .fields
+                    .get(&f.id)
+                    .is_some_and(|r| r.status != FieldStatus::Ok)
         })
         .filter_map(|f| {
             let mut png = Vec::new();

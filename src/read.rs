@@ -81,13 +81,22 @@ pub fn read_page(
                 let crops: Vec<GrayImage> = row
                     .rects()
                     .into_iter()
-                    .map(|r| warp_rect(image, &page.to_image, grow(r, CELL_MARGIN_MM), CELL_PX_PER_MM))
+                    .map(|r| {
+                        warp_rect(
+                            image,
+                            &page.to_image,
+                            grow(r, CELL_MARGIN_MM),
+                            CELL_PX_PER_MM,
+                        )
+                    })
                     .collect();
                 let reader = match field.source {
                     DigitSource::Handwriting => readers.handwriting,
-                    DigitSource::Printed => readers.printed.ok_or_else(|| ReadError::NoPrintedReader {
-                        field: field.id.clone(),
-                    })?,
+                    DigitSource::Printed => {
+                        readers.printed.ok_or_else(|| ReadError::NoPrintedReader {
+                            field: field.id.clone(),
+                        })?
+                    }
                 };
                 reader.read_cells(&crops)
             }
@@ -97,8 +106,18 @@ pub fn read_page(
             .options
             .iter()
             .map(|o| {
-                let ink = dark_share(image, &page.to_image, o.rect(), CHECKBOX_INSET, page.mark_threshold);
-                classify_mark(ink, defaults.checkbox_empty_ink, defaults.checkbox_marked_ink)
+                let ink = dark_share(
+                    image,
+                    &page.to_image,
+                    o.rect(),
+                    CHECKBOX_INSET,
+                    page.mark_threshold,
+                );
+                classify_mark(
+                    ink,
+                    defaults.checkbox_empty_ink,
+                    defaults.checkbox_marked_ink,
+                )
             })
             .collect();
         let area = grow(field_area(field), 1.5);
@@ -130,11 +149,17 @@ pub fn classify_mark(ink: f32, empty: f32, marked: f32) -> MarkReading {
     let (state, confidence) = if ink <= empty {
         (MarkState::Empty, 0.9 + 0.1 * (1.0 - ink / empty.max(1e-6)))
     } else if ink >= marked {
-        (MarkState::Marked, 0.9 + 0.1 * ((ink - marked) / marked.max(1e-6)).min(1.0))
+        (
+            MarkState::Marked,
+            0.9 + 0.1 * ((ink - marked) / marked.max(1e-6)).min(1.0),
+        )
     } else {
         let mid = (empty + marked) / 2.0;
         let half = (marked - empty) / 2.0;
-        (MarkState::Uncertain, 0.5 * (ink - mid).abs() / half.max(1e-6))
+        (
+            MarkState::Uncertain,
+            0.5 * (ink - mid).abs() / half.max(1e-6),
+        )
     };
     MarkReading {
         ink,
@@ -158,10 +183,21 @@ pub fn field_area(field: &Field) -> RectMm {
     rects.extend(field.options.iter().map(|o| o.rect()));
     let x0 = rects.iter().map(|r| r.x).fold(f64::INFINITY, f64::min);
     let y0 = rects.iter().map(|r| r.y).fold(f64::INFINITY, f64::min);
-    let x1 = rects.iter().map(|r| r.x + r.w).fold(f64::NEG_INFINITY, f64::max);
-    let y1 = rects.iter().map(|r| r.y + r.h).fold(f64::NEG_INFINITY, f64::max);
+    let x1 = rects
+        .iter()
+        .map(|r| r.x + r.w)
+        .fold(f64::NEG_INFINITY, f64::max);
+    let y1 = rects
+        .iter()
+        .map(|r| r.y + r.h)
+        .fold(f64::NEG_INFINITY, f64::max);
     if rects.is_empty() {
-        return RectMm { x: 0.0, y: 0.0, w: 1.0, h: 1.0 };
+        return RectMm {
+            x: 0.0,
+            y: 0.0,
+            w: 1.0,
+            h: 1.0,
+        };
     }
     // Option labels sit to the right of their boxes; show them too.
     let label_room = if field.options.is_empty() { 0.0 } else { 30.0 };

@@ -62,7 +62,10 @@ impl Homography {
     pub fn apply(&self, x: f64, y: f64) -> (f64, f64) {
         let h = &self.0;
         let w = h[6] * x + h[7] * y + h[8];
-        ((h[0] * x + h[1] * y + h[2]) / w, (h[3] * x + h[4] * y + h[5]) / w)
+        (
+            (h[0] * x + h[1] * y + h[2]) / w,
+            (h[3] * x + h[4] * y + h[5]) / w,
+        )
     }
 
     /// The exact map taking each `from[i]` to `to[i]`; `None` when the points
@@ -82,11 +85,12 @@ impl Homography {
                 return None;
             }
             a.swap(col, pivot);
-            for row in 0..8 {
+            let pivot_row = a[col];
+            for (row, r) in a.iter_mut().enumerate() {
                 if row != col {
-                    let f = a[row][col] / a[col][col];
-                    for k in col..9 {
-                        a[row][k] -= f * a[col][k];
+                    let f = r[col] / pivot_row[col];
+                    for (x, p) in r.iter_mut().zip(pivot_row.iter()).skip(col) {
+                        *x -= f * p;
                     }
                 }
             }
@@ -103,7 +107,10 @@ impl Homography {
 const CORNERS: [&str; 4] = ["top-left", "top-right", "bottom-left", "bottom-right"];
 
 /// Finds the page's template and side. Pure: the image is only read.
-pub fn register<'t>(image: &GrayImage, templates: &'t [Template]) -> Result<RegisteredPage<'t>, RegisterError> {
+pub fn register<'t>(
+    image: &GrayImage,
+    templates: &'t [Template],
+) -> Result<RegisteredPage<'t>, RegisterError> {
     let levels = grey_levels(image).ok_or(RegisterError::Blank)?;
     let mut last_err = RegisterError::Blank;
     // Templates may differ in page size or mark placement; try each geometry.
@@ -116,11 +123,16 @@ pub fn register<'t>(image: &GrayImage, templates: &'t [Template]) -> Result<Regi
     Err(last_err)
 }
 
-fn register_to<'t>(image: &GrayImage, template: &'t Template, levels: GreyLevels) -> Result<RegisteredPage<'t>, RegisterError> {
+fn register_to<'t>(
+    image: &GrayImage,
+    template: &'t Template,
+    levels: GreyLevels,
+) -> Result<RegisteredPage<'t>, RegisterError> {
     let ink_threshold = levels.ink_threshold();
     let (w, h) = image.dimensions();
     // Expected scale from the image size; scanners add or crop a little margin.
-    let px_per_mm_guess = ((w as f64 / template.page.width_mm) + (h as f64 / template.page.height_mm)) / 2.0;
+    let px_per_mm_guess =
+        ((w as f64 / template.page.width_mm) + (h as f64 / template.page.height_mm)) / 2.0;
     let found = find_marks(image, template, px_per_mm_guess, ink_threshold);
     let missing: Vec<&'static str> = found
         .iter()
@@ -227,7 +239,12 @@ fn grey_levels(image: &GrayImage) -> Option<GreyLevels> {
 /// Looks for each mark near its expected corner: the dark connected blob
 /// that is about the right size, square and solid, nearest the template
 /// position. Returns the blob's ink centroid in image pixels.
-fn find_marks(image: &GrayImage, template: &Template, px_per_mm: f64, ink: u8) -> [Option<(f64, f64)>; 4] {
+fn find_marks(
+    image: &GrayImage,
+    template: &Template,
+    px_per_mm: f64,
+    ink: u8,
+) -> [Option<(f64, f64)>; 4] {
     let (w, h) = image.dimensions();
     let size_px = template.marks.size_mm * px_per_mm;
     // Work at about 2 px/mm: a 6 mm mark is still 12 px across.
@@ -336,7 +353,14 @@ fn blobs(grid: &[bool], w: usize, h: usize) -> Vec<Blob> {
 }
 
 /// Ink-weighted centroid at full resolution over the blob's box plus a rim.
-fn refine_centroid(image: &GrayImage, ink: u8, b: &Blob, x0: u32, y0: u32, step: u32) -> (f64, f64) {
+fn refine_centroid(
+    image: &GrayImage,
+    ink: u8,
+    b: &Blob,
+    x0: u32,
+    y0: u32,
+    step: u32,
+) -> (f64, f64) {
     let (w, h) = image.dimensions();
     let rim = step as i64 * 2;
     let xa = (x0 as i64 + (b.x0 as i64) * step as i64 - rim).max(0) as u32;
@@ -361,7 +385,12 @@ fn refine_centroid(image: &GrayImage, ink: u8, b: &Blob, x0: u32, y0: u32, step:
     (sx / sw, sy / sw)
 }
 
-fn read_id_code(image: &GrayImage, template: &Template, hom: &Homography, ink: u8) -> [bool; ID_CODE_BITS] {
+fn read_id_code(
+    image: &GrayImage,
+    template: &Template,
+    hom: &Homography,
+    ink: u8,
+) -> [bool; ID_CODE_BITS] {
     let s = &template.id_code;
     std::array::from_fn(|i| {
         let cell = RectMm {

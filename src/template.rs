@@ -417,7 +417,10 @@ impl Template {
         };
         for side in &self.sides {
             if side.code == 0 || side.code > 1023 {
-                return Err(bad(format!("side {} code {} not in 1..=1023", side.id, side.code)));
+                return Err(bad(format!(
+                    "side {} code {} not in 1..=1023",
+                    side.id, side.code
+                )));
             }
             for f in &side.fields {
                 match f.kind {
@@ -430,11 +433,17 @@ impl Template {
                             return Err(bad(format!("date field {} needs 6 boxes, has {n}", f.id)));
                         }
                         if f.era.is_none() && f.options.is_empty() {
-                            return Err(bad(format!("date field {} has neither era nor era choices", f.id)));
+                            return Err(bad(format!(
+                                "date field {} has neither era nor era choices",
+                                f.id
+                            )));
                         }
                         for o in &f.options {
                             if era_from_code(&o.code).is_none() {
-                                return Err(bad(format!("date field {} era code {:?} unknown", f.id, o.code)));
+                                return Err(bad(format!(
+                                    "date field {} era code {:?} unknown",
+                                    f.id, o.code
+                                )));
                             }
                         }
                     }
@@ -447,9 +456,15 @@ impl Template {
         }
         for c in &self.output.columns {
             if !c.value.starts_with('@')
-                && !self.sides.iter().any(|s| s.fields.iter().any(|f| f.id == c.value))
+                && !self
+                    .sides
+                    .iter()
+                    .any(|s| s.fields.iter().any(|f| f.id == c.value))
             {
-                return Err(bad(format!("output column {} names unknown field {}", c.header, c.value)));
+                return Err(bad(format!(
+                    "output column {} names unknown field {}",
+                    c.header, c.value
+                )));
             }
         }
         Ok(())

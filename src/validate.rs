@@ -187,9 +187,18 @@ fn date_value(field: &Field, r: &FieldReading) -> (serde_json::Value, FieldStatu
     }
     let n = |i: usize| cells[i].unwrap_or(0) as u32 * 10 + cells[i + 1].unwrap_or(0) as u32;
     match era_date(era, n(0), n(2), n(4)) {
-        Some(d) => (serde_json::Value::String(d.format("%Y-%m-%d").to_string()), FieldStatus::Ok),
+        Some(d) => (
+            serde_json::Value::String(d.format("%Y-%m-%d").to_string()),
+            FieldStatus::Ok,
+        ),
         None => (
-            serde_json::Value::String(format!("{}{:02}-{:02}-{:02}", era.label(), n(0), n(2), n(4))),
+            serde_json::Value::String(format!(
+                "{}{:02}-{:02}-{:02}",
+                era.label(),
+                n(0),
+                n(2),
+                n(4)
+            )),
             FieldStatus::Invalid,
         ),
     }
@@ -369,7 +378,11 @@ mod tests {
         MarkReading {
             ink: 0.0,
             state,
-            confidence: if state == MarkState::Uncertain { 0.2 } else { 0.99 },
+            confidence: if state == MarkState::Uncertain {
+                0.2
+            } else {
+                0.99
+            },
         }
     }
 
@@ -430,23 +443,44 @@ mod tests {
         let r = reading(
             FieldKind::Single,
             vec![],
-            vec![mark(MarkState::Marked), mark(MarkState::Empty), mark(MarkState::Marked)],
+            vec![
+                mark(MarkState::Marked),
+                mark(MarkState::Empty),
+                mark(MarkState::Marked),
+            ],
         );
-        assert_eq!(validate_field(&f, &r, 0.8).status, FieldStatus::MultipleMarks);
+        assert_eq!(
+            validate_field(&f, &r, 0.8).status,
+            FieldStatus::MultipleMarks
+        );
         let r = reading(
             FieldKind::Single,
             vec![],
-            vec![mark(MarkState::Empty), mark(MarkState::Marked), mark(MarkState::Empty)],
+            vec![
+                mark(MarkState::Empty),
+                mark(MarkState::Marked),
+                mark(MarkState::Empty),
+            ],
         );
         let got = validate_field(&f, &r, 0.8);
-        assert_eq!((got.value, got.status), (serde_json::json!(2), FieldStatus::Ok));
+        assert_eq!(
+            (got.value, got.status),
+            (serde_json::json!(2), FieldStatus::Ok)
+        );
     }
 
     #[test]
     fn an_uncertain_box_is_low_confidence_not_a_guess() {
         let f = field(FieldKind::Single, 0, 2);
-        let r = reading(FieldKind::Single, vec![], vec![mark(MarkState::Marked), mark(MarkState::Uncertain)]);
-        assert_eq!(validate_field(&f, &r, 0.8).status, FieldStatus::LowConfidence);
+        let r = reading(
+            FieldKind::Single,
+            vec![],
+            vec![mark(MarkState::Marked), mark(MarkState::Uncertain)],
+        );
+        assert_eq!(
+            validate_field(&f, &r, 0.8).status,
+            FieldStatus::LowConfidence
+        );
     }
 
     #[test]
@@ -462,28 +496,70 @@ mod tests {
     #[test]
     fn gaps_and_ranges() {
         let f = field(FieldKind::Digits, 4, 0);
-        let got = validate_field(&f, &reading(FieldKind::Digits, digits("12_4", 0.99), vec![]), 0.9);
+        let got = validate_field(
+            &f,
+            &reading(FieldKind::Digits, digits("12_4", 0.99), vec![]),
+            0.9,
+        );
         assert_eq!(got.status, FieldStatus::Invalid);
         let mut weeks = field(FieldKind::Digits, 2, 0);
         weeks.range = Some([4, 42]);
-        let ok = validate_field(&weeks, &reading(FieldKind::Digits, digits("_9", 0.99), vec![]), 0.9);
-        assert_eq!((ok.value, ok.status), (serde_json::json!("9"), FieldStatus::Ok));
-        let high = validate_field(&weeks, &reading(FieldKind::Digits, digits("43", 0.99), vec![]), 0.9);
+        let ok = validate_field(
+            &weeks,
+            &reading(FieldKind::Digits, digits("_9", 0.99), vec![]),
+            0.9,
+        );
+        assert_eq!(
+            (ok.value, ok.status),
+            (serde_json::json!("9"), FieldStatus::Ok)
+        );
+        let high = validate_field(
+            &weeks,
+            &reading(FieldKind::Digits, digits("43", 0.99), vec![]),
+            0.9,
+        );
         assert_eq!(high.status, FieldStatus::Invalid);
-        let blank = validate_field(&weeks, &reading(FieldKind::Digits, digits("__", 0.99), vec![]), 0.9);
+        let blank = validate_field(
+            &weeks,
+            &reading(FieldKind::Digits, digits("__", 0.99), vec![]),
+            0.9,
+        );
         assert_eq!(blank.status, FieldStatus::Missing);
     }
 
     #[test]
     fn dates_take_their_era_from_the_marked_box() {
         let f = field(FieldKind::Date, 6, 3);
-        let heisei = vec![mark(MarkState::Empty), mark(MarkState::Marked), mark(MarkState::Empty)];
-        let got = validate_field(&f, &reading(FieldKind::Date, digits("020401", 0.99), heisei.clone()), 0.9);
-        assert_eq!((got.value, got.status), (serde_json::json!("1990-04-01"), FieldStatus::Ok));
-        let bad = validate_field(&f, &reading(FieldKind::Date, digits("310501", 0.99), heisei), 0.9);
+        let heisei = vec![
+            mark(MarkState::Empty),
+            mark(MarkState::Marked),
+            mark(MarkState::Empty),
+        ];
+        let got = validate_field(
+            &f,
+            &reading(FieldKind::Date, digits("020401", 0.99), heisei.clone()),
+            0.9,
+        );
+        assert_eq!(
+            (got.value, got.status),
+            (serde_json::json!("1990-04-01"), FieldStatus::Ok)
+        );
+        let bad = validate_field(
+            &f,
+            &reading(FieldKind::Date, digits("310501", 0.99), heisei),
+            0.9,
+        );
         assert_eq!(bad.status, FieldStatus::Invalid);
-        let two = vec![mark(MarkState::Marked), mark(MarkState::Marked), mark(MarkState::Empty)];
-        let got = validate_field(&f, &reading(FieldKind::Date, digits("020401", 0.99), two), 0.9);
+        let two = vec![
+            mark(MarkState::Marked),
+            mark(MarkState::Marked),
+            mark(MarkState::Empty),
+        ];
+        let got = validate_field(
+            &f,
+            &reading(FieldKind::Date, digits("020401", 0.99), two),
+            0.9,
+        );
         assert_eq!(got.status, FieldStatus::MultipleMarks);
     }
 }

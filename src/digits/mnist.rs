@@ -26,7 +26,7 @@ pub enum Split {
 
 impl Split {
     pub fn of(index: usize) -> Split {
-        if index % 5 == 0 {
+        if index.is_multiple_of(5) {
             Split::Eval
         } else {
             Split::Train
@@ -72,7 +72,7 @@ pub fn load(dir: &Path, split: Split) -> Result<Vec<Sample>, MnistError> {
             path: path.clone(),
             reason: e.to_string(),
         })?;
-        if file.data.len() % 784 != 0 {
+        if !file.data.len().is_multiple_of(784) {
             return Err(MnistError::Format {
                 path,
                 reason: format!("{} values is not a multiple of 784", file.data.len()),
