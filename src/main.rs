@@ -1,1 +1,252 @@
-fn main() {}
+//! The `todoke` command line. Errors are reported here, with their context;
+//! everything below returns typed errors.
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+use todoke::digits::{self, DigitReader};
+
+#[derive(Parser)]
+#[command(
+    name = "todoke",
+    version,
+    about = "Scanned health forms in, validated core-system batches out"
+)]
+struct Cli {
+    /// Log as JSON lines instead of text (logs never carry personal data).
+    #[arg(long, global = true)]
+    log_json: bool,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Process every scan under INBOX (first-level folders are branches) into one batch.
+    Run {
+        inbox: PathBuf,
+        /// Resident register CSV (UTF-8 or CP932).
+        #[arg(long)]
+        register: PathBuf,
+        /// Output folder; the batch goes to OUT/batches/<batch-id>/.
+        #[arg(long)]
+        out: PathBuf,
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Batch id (default: local start time, YYYYMMDD-HHMMSS).
+        #[arg(long)]
+        batch_id: Option<String>,
+    },
+    /// Printable blank forms drawn from the templates.
+    Forms {
+        #[command(subcommand)]
+        command: FormsCommand,
+    },
+    /// Write filled, scanned-looking sample pages with truth files and a register.
+    Synth {
+        /// pregnancy-notification or infant-checkup (default: both).
+        #[arg(long)]
+        form: Option<String>,
+        #[arg(long, default_value_t = 20)]
+        count: usize,
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        #[arg(long)]
+        out: PathBuf,
+        /// Scan resolution (default: 200, 300 or 400 dpi, drawn per page).
+        #[arg(long)]
+        dpi: Option<u32>,
+        #[arg(long, value_delimiter = ',', default_value = "honcho,sakura")]
+        branches: Vec<String>,
+        #[arg(long)]
+        forms_dir: Option<PathBuf>,
+    },
+    /// The handwritten digit reader.
+    Digits {
+        #[command(subcommand)]
+        command: DigitsCommand,
+    },
+    /// Benchmarks.
+    Bench {
+        #[command(subcommand)]
+        command: BenchCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum FormsCommand {
+    /// Draw FORM (PNG or PDF by the --out extension).
+    Render {
+        form: String,
+        #[arg(long)]
+        side: Option<String>,
+        #[arg(long, default_value_t = 300.0)]
+        dpi: f64,
+        #[arg(long)]
+        out: PathBuf,
+        #[arg(long)]
+        forms_dir: Option<PathBuf>,
+    },
+}
+
+#[derive(Subcommand)]
+enum DigitsCommand {
+    /// Print `file,digit,confidence,second,second_confidence` for every PNG cell in DIR.
+    Classify {
+        dir: PathBuf,
+        #[arg(long)]
+        model: Option<PathBuf>,
+    },
+    /// Train the digit model from the MNIST training split and synthetic cells.
+    Train {
+        #[arg(long, default_value = "models/digits.safetensors")]
+        out: PathBuf,
+        #[arg(long, default_value_t = 8)]
+        epochs: usize,
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+    },
+}
+
+#[derive(Subcommand)]
+enum BenchCommand {
+    /// Accuracy, blank detection, risk-coverage and speed on held-out digits.
+    Digits {
+        #[arg(long)]
+        model: Option<PathBuf>,
+    },
+}
+
+fn main() {
+    let cli = Cli::parse();
+    init_logging(cli.log_json);
+    if let Err(e) = dispatch(cli.command) {
+        eprintln!("todoke: {e:#}");
+        std::process::exit(1);
+    }
+}
+
+fn init_logging(json: bool) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("TODOKE_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if json {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}
+
+fn load_reader(model: Option<PathBuf>) -> anyhow::Result<digits::cnn::CnnReader> {
+    let path = model.unwrap_or_else(digits::cnn::default_model_path);
+    digits::cnn::CnnReader::load(&path)
+        .with_context(|| format!("loading digit model {}", path.display()))
+}
+
+fn dispatch(command: Command) -> anyhow::Result<()> {
+    match command {
+        Command::Run {
+            inbox,
+            register,
+            out,
+            config,
+            batch_id,
+        } => {
+            let config = todoke::pipeline::load_config(config.as_deref())?;
+            let reader = load_reader(config.model.clone())?;
+            let opts = todoke::pipeline::RunOptions {
+                inbox,
+                register,
+                out,
+                config,
+                batch_id,
+            };
+            let s = todoke::pipeline::run(&opts, &reader as &dyn DigitReader)?;
+            println!("batch: {}", s.batch_dir.display());
+            println!("report: {}", s.batch_dir.join("report.html").display());
+            println!("{}", s.batch);
+            println!(
+                "files: {}  pages: {}  quarantined files: {}  time: {:.1} s  pages/s: {:.1}  peak memory: {}",
+                s.files,
+                s.pages,
+                s.quarantined,
+                s.seconds,
+                s.pages as f64 / s.seconds.max(1e-9),
+                s.peak_rss_mb.map(|m| format!("{m:.0} MB")).unwrap_or_else(|| "n/a".into())
+            );
+        }
+        Command::Forms {
+            command:
+                FormsCommand::Render {
+                    form,
+                    side,
+                    dpi,
+                    out,
+                    forms_dir,
+                },
+        } => {
+            let dir = forms_dir.unwrap_or_else(todoke::config::default_forms_dir);
+            todoke::render::render_cli(&dir, &form, side.as_deref(), dpi, &out)?;
+            println!("{}", out.display());
+        }
+        Command::Synth {
+            form,
+            count,
+            seed,
+            out,
+            dpi,
+            branches,
+            forms_dir,
+        } => {
+            let opts = todoke::synth::SynthOptions {
+                forms_dir: forms_dir.unwrap_or_else(todoke::config::default_forms_dir),
+                mnist_dir: digits::mnist::default_dir(),
+                form,
+                count,
+                seed,
+                out,
+                branches,
+                dpi,
+            };
+            let s = todoke::synth::synth(&opts)?;
+            println!(
+                "{} pages in {} files ({} read sides, {} upside down, {} deliberate mismatches), register of {} rows: {}",
+                s.pages,
+                s.files,
+                s.read_pages,
+                s.upside_down,
+                s.mismatches.values().sum::<usize>(),
+                s.register_rows,
+                opts.out.display()
+            );
+        }
+        Command::Digits {
+            command: DigitsCommand::Classify { dir, model },
+        } => {
+            let reader = load_reader(model)?;
+            let stdout = std::io::stdout();
+            digits::classify_dir(&reader, &dir, &mut stdout.lock())?;
+        }
+        Command::Digits {
+            command: DigitsCommand::Train { out, epochs, seed },
+        } => {
+            let report = digits::train::train(&digits::train::TrainOptions {
+                mnist_dir: digits::mnist::default_dir(),
+                out,
+                epochs,
+                seed,
+            })?;
+            println!("{report}");
+        }
+        Command::Bench {
+            command: BenchCommand::Digits { model },
+        } => {
+            let reader = load_reader(model)?;
+            let stdout = std::io::stdout();
+            digits::bench::bench(&reader, &digits::mnist::default_dir(), &mut stdout.lock())?;
+        }
+    }
+    Ok(())
+}

@@ -3,7 +3,12 @@
 //! The read stage crops each digit box (with a little margin, so fragments
 //! of the printed border may be visible) and hands it to a [`DigitReader`].
 
+pub mod bench;
+pub mod cells;
+pub mod cnn;
 pub mod mnist;
+pub mod preprocess;
+pub mod train;
 
 use image::GrayImage;
 use serde::{Deserialize, Serialize};
@@ -38,4 +43,33 @@ pub trait DigitReader: Send + Sync {
 pub struct ReaderInfo {
     pub name: String,
     pub version: String,
+}
+
+/// Prints `file,digit,confidence,second,second_confidence` for every PNG in
+/// `dir`, sorted by name; `digit` is empty for a blank cell.
+pub fn classify_dir(
+    reader: &dyn DigitReader,
+    dir: &std::path::Path,
+    out: &mut dyn std::io::Write,
+) -> anyhow::Result<()> {
+    let mut files: Vec<std::path::PathBuf> = std::fs::read_dir(dir)?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|e| e.eq_ignore_ascii_case("png")))
+        .collect();
+    files.sort();
+    let show = |d: Option<u8>| d.map(|d| d.to_string()).unwrap_or_default();
+    for f in files {
+        let cell = image::open(&f)?.into_luma8();
+        let r = reader.read_cell(&cell);
+        writeln!(
+            out,
+            "{},{},{:.4},{},{:.4}",
+            f.file_name().unwrap_or_default().to_string_lossy(),
+            show(r.digit),
+            r.confidence,
+            show(r.second),
+            r.second_confidence
+        )?;
+    }
+    Ok(())
 }

@@ -1,0 +1,136 @@
+//! Box cells made from MNIST digits, degraded the way a scanned form box is:
+//! for training, validation and the benchmark. The crop mimics the read
+//! stage's (a 0.6 mm margin around a 5.5×7.5 mm box) at 200–400 dpi.
+
+use image::{GrayImage, Luma};
+use rand::Rng;
+
+/// What to draw inside the box.
+pub enum Content<'a> {
+    /// 28×28 MNIST pixels, 0 paper .. 1 ink.
+    Digit(&'a [f32]),
+    Blank,
+}
+
+/// Draws one cell. Pure given the random source.
+pub fn render_cell(content: Content<'_>, rng: &mut impl Rng) -> GrayImage {
+    let px_per_mm: f32 = rng.gen_range(200.0..400.0) / 25.4;
+    let (box_w, box_h, margin) = (5.5 * px_per_mm, 7.5 * px_per_mm, 0.6 * px_per_mm);
+    let (w, h) = (
+        (box_w + 2.0 * margin).round() as u32,
+        (box_h + 2.0 * margin).round() as u32,
+    );
+    let paper: f32 = rng.gen_range(200.0..250.0);
+    let mut ink = vec![0.0f32; (w * h) as usize];
+
+    // Printed border: sometimes the crop catches it fully, sometimes only
+    // in part (misregistration), sometimes hardly at all.
+    let line = (0.3 * px_per_mm).max(1.0);
+    let shift_x: f32 = rng.gen_range(-0.4..0.4) * px_per_mm;
+    let shift_y: f32 = rng.gen_range(-0.4..0.4) * px_per_mm;
+    let border_level: f32 = rng.gen_range(0.5..1.0);
+    let bx0 = margin + shift_x;
+    let by0 = margin + shift_y;
+    for y in 0..h {
+        for x in 0..w {
+            let (xf, yf) = (x as f32 + 0.5, y as f32 + 0.5);
+            let inside_x = xf >= bx0 - line / 2.0 && xf <= bx0 + box_w + line / 2.0;
+            let inside_y = yf >= by0 - line / 2.0 && yf <= by0 + box_h + line / 2.0;
+            let on_v = ((xf - bx0).abs() < line / 2.0 || (xf - bx0 - box_w).abs() < line / 2.0)
+                && inside_y;
+            let on_h = ((yf - by0).abs() < line / 2.0 || (yf - by0 - box_h).abs() < line / 2.0)
+                && inside_x;
+            if on_v || on_h {
+                ink[(y * w + x) as usize] = border_level;
+            }
+        }
+    }
+
+    if let Content::Digit(pixels) = content {
+        // Writers fill 55–95% of the box height, off-centre, sometimes over
+        // the edge; slant, rotation and pen weight vary.
+        let size = box_h * rng.gen_range(0.55..0.95);
+        let cx = bx0 + box_w / 2.0 + rng.gen_range(-0.15..0.15) * box_w;
+        let cy = by0 + box_h / 2.0 + rng.gen_range(-0.12..0.12) * box_h;
+        let angle: f32 = rng.gen_range(-0.2..0.2);
+        let shear: f32 = rng.gen_range(-0.25..0.25);
+        let aspect: f32 = rng.gen_range(0.8..1.2);
+        let weight: f32 = rng.gen_range(-0.25..0.35);
+        let pen: f32 = rng.gen_range(0.55..1.0);
+        let (sin, cos) = angle.sin_cos();
+        let scale = size / 28.0;
+        for y in 0..h {
+            for x in 0..w {
+                // Map cell pixel back into MNIST coordinates.
+                let dx = (x as f32 + 0.5 - cx) / scale;
+                let dy = (y as f32 + 0.5 - cy) / scale;
+                let rx = cos * dx + sin * dy;
+                let ry = -sin * dx + cos * dy;
+                let mx = (rx - shear * ry) / aspect + 14.0;
+                let my = ry + 14.0;
+                let v = sample(pixels, mx, my);
+                let v = ((v + weight) / (1.0 + weight.max(0.0))).clamp(0.0, 1.0) * pen;
+                let i = (y * w + x) as usize;
+                ink[i] = ink[i].max(v);
+            }
+        }
+    }
+
+    // Dust and toner specks.
+    for _ in 0..rng.gen_range(0..4) {
+        let (x, y) = (rng.gen_range(0..w), rng.gen_range(0..h));
+        let r = rng.gen_range(0..2);
+        for yy in y.saturating_sub(r)..(y + r + 1).min(h) {
+            for xx in x.saturating_sub(r)..(x + r + 1).min(w) {
+                ink[(yy * w + xx) as usize] = rng.gen_range(0.3..0.9);
+            }
+        }
+    }
+
+    let blur = rng.gen_bool(0.6);
+    let noise: f32 = rng.gen_range(0.0..12.0);
+    let img = GrayImage::from_fn(w, h, |x, y| {
+        let mut v = ink[(y * w + x) as usize];
+        if blur {
+            let mut acc = 0.0;
+            let mut n = 0.0;
+            for (dx, dy, k) in [
+                (0i32, 0i32, 4.0f32),
+                (-1, 0, 1.0),
+                (1, 0, 1.0),
+                (0, -1, 1.0),
+                (0, 1, 1.0),
+            ] {
+                let (xx, yy) = (x as i32 + dx, y as i32 + dy);
+                if xx >= 0 && yy >= 0 && xx < w as i32 && yy < h as i32 {
+                    acc += k * ink[(yy as u32 * w + xx as u32) as usize];
+                    n += k;
+                }
+            }
+            v = acc / n;
+        }
+        let g = paper * (1.0 - v) + 15.0 * v + rng.gen_range(-noise..=noise);
+        Luma([g.clamp(0.0, 255.0) as u8])
+    });
+    img
+}
+
+fn sample(p: &[f32], x: f32, y: f32) -> f32 {
+    let (x, y) = (x - 0.5, y - 0.5);
+    if x < -1.0 || y < -1.0 || x >= 28.0 || y >= 28.0 {
+        return 0.0;
+    }
+    let (x0, y0) = (x.floor() as i32, y.floor() as i32);
+    let (fx, fy) = (x - x0 as f32, y - y0 as f32);
+    let at = |xx: i32, yy: i32| {
+        if (0..28).contains(&xx) && (0..28).contains(&yy) {
+            p[(yy * 28 + xx) as usize]
+        } else {
+            0.0
+        }
+    };
+    at(x0, y0) * (1.0 - fx) * (1.0 - fy)
+        + at(x0 + 1, y0) * fx * (1.0 - fy)
+        + at(x0, y0 + 1) * (1.0 - fx) * fy
+        + at(x0 + 1, y0 + 1) * fx * fy
+}

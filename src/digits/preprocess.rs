@@ -1,0 +1,297 @@
+//! From a box cell as scanned to the 28×28 input the model was trained on.
+//!
+//! Cells arrive with a margin, so parts of the printed box border are
+//! usually visible; MNIST digits never have them. Border lines are removed
+//! as what they are (long straight dark runs near the edge), specks are
+//! dropped, and what remains is normalised the way MNIST was made: the ink's
+//! bounding box scaled into 20×20 and its centre of mass put at the centre.
+
+use image::GrayImage;
+
+/// Side of the model input.
+pub const SIDE: usize = 28;
+
+/// A normalised cell: 784 values, 0 paper, 1 ink; `None` when no ink is left
+/// after cleaning (a blank cell).
+pub fn normalise(cell: &GrayImage) -> Option<Vec<f32>> {
+    let ink = ink_map(cell);
+    let (w, h) = (cell.width() as usize, cell.height() as usize);
+    let cleaned = remove_specks(&remove_border_lines(ink, w, h), w, h);
+    to_mnist(&cleaned, w, h)
+}
+
+/// Ink strength per pixel, 0..1, relative to this cell's own paper level so
+/// that grey scans and faint pens look alike.
+pub fn ink_map(cell: &GrayImage) -> Vec<f32> {
+    let px = cell.as_raw();
+    let mut sorted: Vec<u8> = px.clone();
+    sorted.sort_unstable();
+    let paper = sorted[(sorted.len() * 7) / 10] as f32;
+    let darkest = sorted[sorted.len() / 200] as f32;
+    // A cell with nothing darker than faint noise keeps a fixed scale, so
+    // dust is not stretched into strokes.
+    let span = (paper - darkest).max(90.0);
+    px.iter()
+        .map(|&v| {
+            let x = ((paper - v as f32) / span).clamp(0.0, 1.0);
+            // Below a fifth of the span is scanner noise or paper texture.
+            if x < 0.2 {
+                0.0
+            } else {
+                x
+            }
+        })
+        .collect()
+}
+
+/// Clears rows and columns in the outer band of the cell that are mostly
+/// ink: those are the printed box, not the writing.
+pub fn remove_border_lines(mut ink: Vec<f32>, w: usize, h: usize) -> Vec<f32> {
+    let band_x = (w as f32 * 0.22).ceil() as usize;
+    let band_y = (h as f32 * 0.22).ceil() as usize;
+    let dark = |v: f32| v > 0.35;
+    let mut clear_rows = Vec::new();
+    for y in (0..band_y).chain(h.saturating_sub(band_y)..h) {
+        let n = (0..w).filter(|&x| dark(ink[y * w + x])).count();
+        if n as f32 > w as f32 * 0.65 {
+            clear_rows.push(y);
+        }
+    }
+    let mut clear_cols = Vec::new();
+    for x in (0..band_x).chain(w.saturating_sub(band_x)..w) {
+        let n = (0..h).filter(|&y| dark(ink[y * w + x])).count();
+        if n as f32 > h as f32 * 0.65 {
+            clear_cols.push(x);
+        }
+    }
+    // Anti-aliased edges of a line are lighter than its core: widen by one.
+    let widen = |v: &[usize], n: usize| -> Vec<usize> {
+        let mut out: Vec<usize> = v
+            .iter()
+            .flat_map(|&i| [i.saturating_sub(1), i, (i + 1).min(n - 1)])
+            .collect();
+        out.sort_unstable();
+        out.dedup();
+        out
+    };
+    for y in widen(&clear_rows, h) {
+        ink[y * w..(y + 1) * w].iter_mut().for_each(|v| *v = 0.0);
+    }
+    for x in widen(&clear_cols, w) {
+        (0..h).for_each(|y| ink[y * w + x] = 0.0);
+    }
+    // Whatever lies outside the printed box (the margin) is not the digit.
+    let outer_rows = clear_rows
+        .iter()
+        .filter(|&&y| y < band_y)
+        .max()
+        .map(|&y| y + 1)
+        .unwrap_or(0);
+    let outer_rows_end = clear_rows
+        .iter()
+        .filter(|&&y| y >= band_y)
+        .min()
+        .copied()
+        .unwrap_or(h);
+    let outer_cols = clear_cols
+        .iter()
+        .filter(|&&x| x < band_x)
+        .max()
+        .map(|&x| x + 1)
+        .unwrap_or(0);
+    let outer_cols_end = clear_cols
+        .iter()
+        .filter(|&&x| x >= band_x)
+        .min()
+        .copied()
+        .unwrap_or(w);
+    for y in 0..h {
+        for x in 0..w {
+            if y < outer_rows || y >= outer_rows_end || x < outer_cols || x >= outer_cols_end {
+                ink[y * w + x] = 0.0;
+            }
+        }
+    }
+    ink
+}
+
+/// Drops connected ink blobs too small to be part of a digit.
+pub fn remove_specks(ink: &[f32], w: usize, h: usize) -> Vec<f32> {
+    let min_px = ((w * h) as f32 * 0.004).max(4.0) as usize;
+    let mut out = vec![0.0; ink.len()];
+    let mut seen = vec![false; ink.len()];
+    let mut stack = Vec::new();
+    let mut blob = Vec::new();
+    for start in 0..ink.len() {
+        if ink[start] == 0.0 || seen[start] {
+            continue;
+        }
+        blob.clear();
+        seen[start] = true;
+        stack.push(start);
+        while let Some(i) = stack.pop() {
+            blob.push(i);
+            let (x, y) = (i % w, i / w);
+            let mut visit = |j: usize| {
+                if ink[j] > 0.0 && !seen[j] {
+                    seen[j] = true;
+                    stack.push(j);
+                }
+            };
+            if x > 0 {
+                visit(i - 1);
+            }
+            if x + 1 < w {
+                visit(i + 1);
+            }
+            if y > 0 {
+                visit(i - w);
+            }
+            if y + 1 < h {
+                visit(i + w);
+            }
+        }
+        if blob.len() >= min_px {
+            for &i in &blob {
+                out[i] = ink[i];
+            }
+        }
+    }
+    out
+}
+
+/// MNIST normalisation: bounding box into 20×20 (aspect kept), centre of
+/// mass at (14, 14). Bilinear area sampling keeps thin strokes.
+pub fn to_mnist(ink: &[f32], w: usize, h: usize) -> Option<Vec<f32>> {
+    let (mut x0, mut y0, mut x1, mut y1) = (usize::MAX, usize::MAX, 0, 0);
+    let mut total = 0.0;
+    for y in 0..h {
+        for x in 0..w {
+            let v = ink[y * w + x];
+            if v > 0.0 {
+                x0 = x0.min(x);
+                y0 = y0.min(y);
+                x1 = x1.max(x);
+                y1 = y1.max(y);
+                total += v;
+            }
+        }
+    }
+    // Less ink than a short stroke across a fifth of the cell is no digit.
+    if x0 == usize::MAX || total < (w.min(h) as f32) * 0.5 {
+        return None;
+    }
+    let bw = (x1 - x0 + 1) as f32;
+    let bh = (y1 - y0 + 1) as f32;
+    let scale = 20.0 / bw.max(bh);
+    let (ow, oh) = (bw * scale, bh * scale);
+    // Render the box into a 28×28 canvas by averaging source pixels.
+    let mut small = vec![0.0f32; SIDE * SIDE];
+    let ox = (SIDE as f32 - ow) / 2.0;
+    let oy = (SIDE as f32 - oh) / 2.0;
+    let inv = 1.0 / scale;
+    for ty in 0..SIDE {
+        for tx in 0..SIDE {
+            let sx0 = (tx as f32 - ox) * inv + x0 as f32;
+            let sy0 = (ty as f32 - oy) * inv + y0 as f32;
+            let n = inv.ceil().max(1.0) as usize;
+            let mut acc = 0.0;
+            let mut cnt = 0;
+            for j in 0..n {
+                for i in 0..n {
+                    let sx = sx0 + (i as f32 + 0.5) * inv / n as f32;
+                    let sy = sy0 + (j as f32 + 0.5) * inv / n as f32;
+                    cnt += 1;
+                    if sx < x0 as f32
+                        || sy < y0 as f32
+                        || sx >= (x1 + 1) as f32
+                        || sy >= (y1 + 1) as f32
+                    {
+                        continue;
+                    }
+                    acc += ink[sy as usize * w + sx as usize];
+                }
+            }
+            small[ty * SIDE + tx] = acc / cnt as f32;
+        }
+    }
+    Some(centre_of_mass(&small))
+}
+
+/// Shifts a 28×28 image so its centre of mass is at the centre.
+fn centre_of_mass(img: &[f32]) -> Vec<f32> {
+    let (mut sx, mut sy, mut s) = (0.0, 0.0, 0.0);
+    for y in 0..SIDE {
+        for x in 0..SIDE {
+            let v = img[y * SIDE + x];
+            sx += v * x as f32;
+            sy += v * y as f32;
+            s += v;
+        }
+    }
+    if s == 0.0 {
+        return img.to_vec();
+    }
+    let dx = (13.5 - sx / s).round() as i32;
+    let dy = (13.5 - sy / s).round() as i32;
+    let mut out = vec![0.0; SIDE * SIDE];
+    for y in 0..SIDE as i32 {
+        for x in 0..SIDE as i32 {
+            let (nx, ny) = (x + dx, y + dy);
+            if (0..SIDE as i32).contains(&nx) && (0..SIDE as i32).contains(&ny) {
+                out[ny as usize * SIDE + nx as usize] = img[y as usize * SIDE + x as usize];
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use image::Luma;
+
+    /// A 67×87 cell as the read stage crops it: margin, then a 3 px border.
+    fn boxed_cell() -> GrayImage {
+        let mut img = GrayImage::from_pixel(67, 87, Luma([235]));
+        for y in 0..87 {
+            for x in 0..67 {
+                let on_border = ((6..9).contains(&x) || (58..61).contains(&x))
+                    && (6..81).contains(&y)
+                    || ((6..9).contains(&y) || (78..81).contains(&y)) && (6..61).contains(&x);
+                if on_border {
+                    img.put_pixel(x, y, Luma([40]));
+                }
+            }
+        }
+        img
+    }
+
+    #[test]
+    fn an_empty_box_is_blank() {
+        assert!(normalise(&boxed_cell()).is_none());
+        let mut dusty = boxed_cell();
+        dusty.put_pixel(30, 40, Luma([60]));
+        dusty.put_pixel(31, 40, Luma([60]));
+        assert!(normalise(&dusty).is_none());
+    }
+
+    #[test]
+    fn a_stroke_in_a_box_is_a_centred_digit() {
+        let mut img = boxed_cell();
+        for y in 20..68 {
+            for x in 31..36 {
+                img.put_pixel(x, y, Luma([20]));
+            }
+        }
+        let v = normalise(&img).expect("a 1 is not blank");
+        // The stroke is centred and 20 px tall; the border is gone.
+        let col_ink = |x: usize| (0..SIDE).map(|y| v[y * SIDE + x]).sum::<f32>();
+        assert!(col_ink(13) + col_ink(14) > 20.0);
+        assert!(col_ink(2) < 0.01 && col_ink(25) < 0.01);
+        let rows: Vec<usize> = (0..SIDE)
+            .filter(|&y| v[y * SIDE + 13] + v[y * SIDE + 14] > 0.5)
+            .collect();
+        assert!(rows.len() >= 18 && rows.len() <= 21, "{rows:?}");
+    }
+}
