@@ -160,8 +160,14 @@ fn decode_raster(
         ScanFormat::Png => ImageFormat::Png,
         _ => ImageFormat::Jpeg,
     };
-    let mut reader = image::ImageReader::with_format(Cursor::new(bytes), image_format);
-    let (width, height) = reader.into_dimensions().map_err(corrupt)?;
+    // PNG's first chunk is its header: read the claimed size from it before
+    // any decoder runs, so a lying header is refused even without pixel data.
+    let (width, height) = match (format, png_header_size(bytes)) {
+        (ScanFormat::Png, Some(size)) => size,
+        _ => image::ImageReader::with_format(Cursor::new(bytes), image_format)
+            .into_dimensions()
+            .map_err(corrupt)?,
+    };
     if width.max(height) > limits.max_side_px {
         return Err(DecodeError::TooLarge {
             format,
@@ -170,12 +176,20 @@ fn decode_raster(
             limit: limits.max_side_px,
         });
     }
-    reader = image::ImageReader::with_format(Cursor::new(bytes), image_format);
+    let mut reader = image::ImageReader::with_format(Cursor::new(bytes), image_format);
     let mut image_limits = image::Limits::default();
     image_limits.max_image_width = Some(limits.max_side_px);
     image_limits.max_image_height = Some(limits.max_side_px);
     reader.limits(image_limits);
     Ok(reader.decode().map_err(corrupt)?.into_luma8())
+}
+
+fn png_header_size(bytes: &[u8]) -> Option<(u32, u32)> {
+    if bytes.len() < 24 || &bytes[12..16] != b"IHDR" {
+        return None;
+    }
+    let be = |b: &[u8]| u32::from_be_bytes([b[0], b[1], b[2], b[3]]);
+    Some((be(&bytes[16..20]), be(&bytes[20..24])))
 }
 
 fn decode_tiff(bytes: &[u8], limits: &DecodeLimits) -> Result<Vec<DecodedPage>, DecodeError> {
