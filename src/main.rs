@@ -101,7 +101,7 @@ enum DigitsCommand {
     Train {
         #[arg(long, default_value = "models/digits.safetensors")]
         out: PathBuf,
-        #[arg(long, default_value_t = 8)]
+        #[arg(long, default_value_t = 20)]
         epochs: usize,
         #[arg(long, default_value_t = 1)]
         seed: u64,

@@ -47,16 +47,16 @@ pub fn render_cell(content: Content<'_>, rng: &mut impl Rng) -> GrayImage {
     }
 
     if let Content::Digit(pixels) = content {
-        // Writers fill 55–95% of the box height, off-centre, sometimes over
+        // Writers fill 50–88% of the box height, off-centre, sometimes over
         // the edge; slant, rotation and pen weight vary.
-        let size = box_h * rng.gen_range(0.55..0.95);
-        let cx = bx0 + box_w / 2.0 + rng.gen_range(-0.15..0.15) * box_w;
-        let cy = by0 + box_h / 2.0 + rng.gen_range(-0.12..0.12) * box_h;
-        let angle: f32 = rng.gen_range(-0.2..0.2);
-        let shear: f32 = rng.gen_range(-0.25..0.25);
+        let size = box_h * rng.gen_range(0.5..0.88);
+        let cx = bx0 + box_w / 2.0 + rng.gen_range(-0.1..0.1) * box_w;
+        let cy = by0 + box_h / 2.0 + rng.gen_range(-0.08..0.08) * box_h;
+        let angle: f32 = rng.gen_range(-0.15..0.15);
+        let shear: f32 = rng.gen_range(-0.2..0.2);
         let aspect: f32 = rng.gen_range(0.8..1.2);
-        let weight: f32 = rng.gen_range(-0.25..0.35);
-        let pen: f32 = rng.gen_range(0.55..1.0);
+        let weight: f32 = rng.gen_range(-0.15..0.3);
+        let pen: f32 = rng.gen_range(0.6..1.0);
         let (sin, cos) = angle.sin_cos();
         let scale = size / 28.0;
         for y in 0..h {

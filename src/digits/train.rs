@@ -153,7 +153,7 @@ pub fn train(opts: &TrainOptions) -> anyhow::Result<TrainReport> {
         train_cells = xs.len();
         let mut order: Vec<usize> = (0..xs.len()).collect();
         order.shuffle(&mut rng);
-        opt.set_learning_rate(2e-3 * 0.7f64.powi(epoch as i32));
+        opt.set_learning_rate(2e-3 * 0.87f64.powi(epoch as i32));
         let mut total = 0.0;
         let mut batches = 0;
         for batch in order.chunks(64) {
