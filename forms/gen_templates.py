@@ -175,7 +175,7 @@ def marks_and_header(title):
         f"cell_mm = {CELL}",
         "",
         "[defaults]",
-        "digit_confidence = 0.9",
+        "digit_confidence = 0.999",
         "checkbox_confidence = 0.8",
         "checkbox_empty_ink = 0.04",
         "checkbox_marked_ink = 0.10",
