@@ -72,9 +72,10 @@ pub fn run(opts: &RunOptions, reader: &dyn DigitReader) -> Result<RunSummary, Ru
         tracing::warn!("PDF scans will be quarantined: {e}");
     }
     let limits = opts.config.decode.limits();
+    let printed = crate::digits::printed::PrintedReader;
     let readers = Readers {
         handwriting: reader,
-        printed: None,
+        printed: Some(&printed),
     };
 
     let outcomes: Vec<(Scan, String, FileOutcome)> = scans

@@ -8,6 +8,7 @@ pub mod cells;
 pub mod cnn;
 pub mod mnist;
 pub mod preprocess;
+pub mod printed;
 pub mod train;
 
 use image::GrayImage;
