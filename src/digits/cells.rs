@@ -89,7 +89,7 @@ pub fn render_cell(content: Content<'_>, rng: &mut impl Rng) -> GrayImage {
 
     let blur = rng.gen_bool(0.6);
     let noise: f32 = rng.gen_range(0.0..12.0);
-    let img = GrayImage::from_fn(w, h, |x, y| {
+    GrayImage::from_fn(w, h, |x, y| {
         let mut v = ink[(y * w + x) as usize];
         if blur {
             let mut acc = 0.0;
@@ -111,8 +111,7 @@ pub fn render_cell(content: Content<'_>, rng: &mut impl Rng) -> GrayImage {
         }
         let g = paper * (1.0 - v) + 15.0 * v + rng.gen_range(-noise..=noise);
         Luma([g.clamp(0.0, 255.0) as u8])
-    });
-    img
+    })
 }
 
 fn sample(p: &[f32], x: f32, y: f32) -> f32 {
