@@ -12,6 +12,7 @@ pub mod intake;
 pub mod matching;
 pub mod pdfwrite;
 pub mod pipeline;
+pub mod raster;
 pub mod read;
 pub mod register;
 pub mod render;

@@ -85,7 +85,7 @@ pub fn read_page(
                         warp_rect(
                             image,
                             &page.to_image,
-                            grow(r, CELL_MARGIN_MM),
+                            r.grow(CELL_MARGIN_MM),
                             CELL_PX_PER_MM,
                         )
                     })
@@ -120,7 +120,7 @@ pub fn read_page(
                 )
             })
             .collect();
-        let area = grow(field_area(field), 1.5);
+        let area = field_area(field).grow(1.5);
         fields.push(FieldReading {
             id: field.id.clone(),
             kind: field.kind,
@@ -165,15 +165,6 @@ pub fn classify_mark(ink: f32, empty: f32, marked: f32) -> MarkReading {
         ink,
         state,
         confidence: confidence.clamp(0.0, 1.0),
-    }
-}
-
-fn grow(r: RectMm, by: f64) -> RectMm {
-    RectMm {
-        x: r.x - by,
-        y: r.y - by,
-        w: r.w + 2.0 * by,
-        h: r.h + 2.0 * by,
     }
 }
 

@@ -303,53 +303,22 @@ struct Blob {
     count: usize,
 }
 
-/// 4-connected components of `true` cells.
+/// Bounding boxes and sizes of the ink blobs of a mask.
 fn blobs(grid: &[bool], w: usize, h: usize) -> Vec<Blob> {
-    let mut seen = vec![false; grid.len()];
-    let mut out = Vec::new();
-    let mut stack = Vec::new();
-    for start in 0..grid.len() {
-        if !grid[start] || seen[start] {
-            continue;
-        }
-        seen[start] = true;
-        stack.push(start);
-        let mut b = Blob {
-            x0: usize::MAX,
-            y0: usize::MAX,
-            x1: 0,
-            y1: 0,
-            count: 0,
-        };
-        while let Some(i) = stack.pop() {
-            let (x, y) = (i % w, i / w);
-            b.x0 = b.x0.min(x);
-            b.x1 = b.x1.max(x);
-            b.y0 = b.y0.min(y);
-            b.y1 = b.y1.max(y);
-            b.count += 1;
-            let mut visit = |j: usize| {
-                if grid[j] && !seen[j] {
-                    seen[j] = true;
-                    stack.push(j);
-                }
-            };
-            if x > 0 {
-                visit(i - 1);
+    crate::raster::components(grid, w, h)
+        .into_iter()
+        .map(|cells| {
+            let xs = cells.iter().map(|i| i % w);
+            let ys = cells.iter().map(|i| i / w);
+            Blob {
+                x0: xs.clone().min().unwrap_or(0),
+                x1: xs.max().unwrap_or(0),
+                y0: ys.clone().min().unwrap_or(0),
+                y1: ys.max().unwrap_or(0),
+                count: cells.len(),
             }
-            if x + 1 < w {
-                visit(i + 1);
-            }
-            if y > 0 {
-                visit(i - w);
-            }
-            if y + 1 < h {
-                visit(i + w);
-            }
-        }
-        out.push(b);
-    }
-    out
+        })
+        .collect()
 }
 
 /// Ink-weighted centroid at full resolution over the blob's box plus a rim.

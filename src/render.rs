@@ -356,15 +356,6 @@ mod tests {
         a.x < b.x + b.w && b.x < a.x + a.w && a.y < b.y + b.h && b.y < a.y + a.h
     }
 
-    fn grow(r: RectMm, d: f64) -> RectMm {
-        RectMm {
-            x: r.x - d,
-            y: r.y - d,
-            w: r.w + 2.0 * d,
-            h: r.h + 2.0 * d,
-        }
-    }
-
     #[test]
     fn printed_text_keeps_clear_of_reading_areas_and_the_paper_edge() {
         let Ok(font) = load_font() else {
@@ -386,7 +377,7 @@ mod tests {
                     for b in &areas {
                         if a != b {
                             assert!(
-                                !overlaps(grow(*a, 0.5), *b),
+                                !overlaps(a.grow(0.5), *b),
                                 "{}: {a:?} touches {b:?}",
                                 side.id
                             );
@@ -408,7 +399,7 @@ mod tests {
                     );
                     for a in &areas {
                         assert!(
-                            !overlaps(grow(*a, 2.0), r),
+                            !overlaps(a.grow(2.0), r),
                             "{}: {:?} within 2 mm of {a:?}",
                             side.id,
                             p.text

@@ -343,6 +343,18 @@ pub struct RectMm {
     pub h: f64,
 }
 
+impl RectMm {
+    /// The rectangle widened by `by` millimetres on every side.
+    pub fn grow(self, by: f64) -> RectMm {
+        RectMm {
+            x: self.x - by,
+            y: self.y - by,
+            w: self.w + 2.0 * by,
+            h: self.h + 2.0 * by,
+        }
+    }
+}
+
 impl BoxRow {
     pub fn count(&self) -> usize {
         self.groups.iter().sum()

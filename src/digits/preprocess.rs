@@ -118,41 +118,11 @@ pub fn remove_border_lines(mut ink: Vec<f32>, w: usize, h: usize) -> Vec<f32> {
 /// Drops connected ink blobs too small to be part of a digit.
 pub fn remove_specks(ink: &[f32], w: usize, h: usize) -> Vec<f32> {
     let min_px = ((w * h) as f32 * 0.004).max(4.0) as usize;
+    let on: Vec<bool> = ink.iter().map(|&v| v > 0.0).collect();
     let mut out = vec![0.0; ink.len()];
-    let mut seen = vec![false; ink.len()];
-    let mut stack = Vec::new();
-    let mut blob = Vec::new();
-    for start in 0..ink.len() {
-        if ink[start] == 0.0 || seen[start] {
-            continue;
-        }
-        blob.clear();
-        seen[start] = true;
-        stack.push(start);
-        while let Some(i) = stack.pop() {
-            blob.push(i);
-            let (x, y) = (i % w, i / w);
-            let mut visit = |j: usize| {
-                if ink[j] > 0.0 && !seen[j] {
-                    seen[j] = true;
-                    stack.push(j);
-                }
-            };
-            if x > 0 {
-                visit(i - 1);
-            }
-            if x + 1 < w {
-                visit(i + 1);
-            }
-            if y > 0 {
-                visit(i - w);
-            }
-            if y + 1 < h {
-                visit(i + w);
-            }
-        }
+    for blob in crate::raster::components(&on, w, h) {
         if blob.len() >= min_px {
-            for &i in &blob {
+            for i in blob {
                 out[i] = ink[i];
             }
         }
