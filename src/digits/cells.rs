@@ -2,8 +2,79 @@
 //! for training, validation and the benchmark. The crop mimics the read
 //! stage's (a 0.6 mm margin around a 5.5×7.5 mm box) at 200–400 dpi.
 
+use super::mnist::Sample;
 use image::{GrayImage, Luma};
 use rand::Rng;
+
+/// Share of 1s and 7s drawn the Japanese way (flagged 1, crossed 7): common
+/// on Japanese forms, rare in MNIST.
+pub const HABIT_RATE: f64 = 0.3;
+
+/// One MNIST sample drawn into a degraded box cell, sometimes rewritten in
+/// a Japanese hand first.
+pub fn render_sample(s: &Sample, rng: &mut impl Rng) -> GrayImage {
+    if matches!(s.label, 1 | 7) && rng.gen_bool(HABIT_RATE) {
+        let px = japanese_habit(&s.pixels, s.label, rng);
+        render_cell(Content::Digit(&px), rng)
+    } else {
+        render_cell(Content::Digit(&s.pixels), rng)
+    }
+}
+
+/// Adds the stroke a Japanese writer would: a flag at the top of a 1, a
+/// crossbar through the stem of a 7. Other digits come back unchanged.
+pub fn japanese_habit(pixels: &[f32], label: u8, rng: &mut impl Rng) -> Vec<f32> {
+    let mut out = pixels.to_vec();
+    let rows: Vec<usize> = (0..28)
+        .filter(|&y| (0..28).any(|x| pixels[y * 28 + x] > 0.5))
+        .collect();
+    let (Some(&top), Some(&bottom)) = (rows.first(), rows.last()) else {
+        return out;
+    };
+    let mid_x = |y: usize| {
+        let xs: Vec<usize> = (0..28).filter(|&x| pixels[y * 28 + x] > 0.5).collect();
+        xs.iter().sum::<usize>() as f32 / xs.len().max(1) as f32 + 0.5
+    };
+    let radius: f32 = rng.gen_range(0.9..1.5);
+    let (a, b) = match label {
+        1 => {
+            let start = (mid_x(top), top as f32 + 0.5);
+            let len: f32 = rng.gen_range(4.0..7.0);
+            let angle: f32 = rng.gen_range(0.4..1.1);
+            (
+                start,
+                (start.0 - len * angle.cos(), start.1 + len * angle.sin()),
+            )
+        }
+        7 => {
+            // The stem, not the top bar: a little below the middle height.
+            let y = top + (bottom - top) * rng.gen_range(50..65) / 100;
+            let x = mid_x(y);
+            let half: f32 = rng.gen_range(3.5..6.0);
+            let tilt: f32 = rng.gen_range(-1.0..1.0);
+            let y = y as f32 + 0.5;
+            ((x - half, y + tilt), (x + half, y - tilt))
+        }
+        _ => return out,
+    };
+    for y in 0..28 {
+        for x in 0..28 {
+            let d = segment_distance((x as f32 + 0.5, y as f32 + 0.5), a, b);
+            let v = (radius + 0.5 - d).clamp(0.0, 1.0);
+            let i = y * 28 + x;
+            out[i] = out[i].max(v);
+        }
+    }
+    out
+}
+
+fn segment_distance(p: (f32, f32), a: (f32, f32), b: (f32, f32)) -> f32 {
+    let (dx, dy) = (b.0 - a.0, b.1 - a.1);
+    let len2 = (dx * dx + dy * dy).max(1e-6);
+    let t = (((p.0 - a.0) * dx + (p.1 - a.1) * dy) / len2).clamp(0.0, 1.0);
+    let (cx, cy) = (a.0 + t * dx - p.0, a.1 + t * dy - p.1);
+    (cx * cx + cy * cy).sqrt()
+}
 
 /// What to draw inside the box.
 pub enum Content<'a> {
@@ -49,9 +120,13 @@ pub fn render_cell(content: Content<'_>, rng: &mut impl Rng) -> GrayImage {
     if let Content::Digit(pixels) = content {
         // Writers fill 50–88% of the box height, off-centre, sometimes over
         // the edge; slant, rotation and pen weight vary.
-        let size = box_h * rng.gen_range(0.5..0.88);
-        let cx = bx0 + box_w / 2.0 + rng.gen_range(-0.1..0.1) * box_w;
-        let cy = by0 + box_h / 2.0 + rng.gen_range(-0.08..0.08) * box_h;
+        // One cell in ten is written big and off-centre enough for strokes
+        // to touch or cross the printed border.
+        let bold = rng.gen_bool(0.1);
+        let (size_max, off) = if bold { (1.05, 0.18) } else { (0.88, 0.1) };
+        let size = box_h * rng.gen_range(0.5..size_max);
+        let cx = bx0 + box_w / 2.0 + rng.gen_range(-off..off) * box_w;
+        let cy = by0 + box_h / 2.0 + rng.gen_range(-0.8 * off..0.8 * off) * box_h;
         let angle: f32 = rng.gen_range(-0.15..0.15);
         let shear: f32 = rng.gen_range(-0.2..0.2);
         let aspect: f32 = rng.gen_range(0.8..1.2);
@@ -132,4 +207,46 @@ fn sample(p: &[f32], x: f32, y: f32) -> f32 {
         + at(x0 + 1, y0) * fx * (1.0 - fy)
         + at(x0, y0 + 1) * (1.0 - fx) * fy
         + at(x0 + 1, y0 + 1) * fx * fy
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::rngs::StdRng;
+    use rand::SeedableRng;
+
+    /// A plain vertical 1 in MNIST coordinates.
+    fn one() -> Vec<f32> {
+        let mut p = vec![0.0; 784];
+        for y in 4..24 {
+            for x in 13..15 {
+                p[y * 28 + x] = 1.0;
+            }
+        }
+        p
+    }
+
+    #[test]
+    fn a_flagged_one_gains_ink_left_of_its_top_only() {
+        let mut rng = StdRng::seed_from_u64(3);
+        let flagged = japanese_habit(&one(), 1, &mut rng);
+        let ink = |p: &[f32], ys: std::ops::Range<usize>, xs: std::ops::Range<usize>| {
+            ys.flat_map(|y| xs.clone().map(move |x| (x, y)))
+                .map(|(x, y)| p[y * 28 + x])
+                .sum::<f32>()
+        };
+        assert!(ink(&flagged, 4..12, 6..13) > 3.0);
+        assert_eq!(ink(&flagged, 16..28, 0..28), ink(&one(), 16..28, 0..28));
+        // Other digits are untouched.
+        assert_eq!(japanese_habit(&one(), 3, &mut rng), one());
+    }
+
+    #[test]
+    fn a_crossed_seven_has_a_bar_through_the_stem() {
+        let mut rng = StdRng::seed_from_u64(4);
+        let crossed = japanese_habit(&one(), 7, &mut rng);
+        let row_width = |p: &[f32], y: usize| (0..28).filter(|&x| p[y * 28 + x] > 0.5).count();
+        let widest = (0..28).map(|y| row_width(&crossed, y)).max().unwrap_or(0);
+        assert!(widest >= 7, "bar {widest} px wide");
+    }
 }

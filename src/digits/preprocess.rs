@@ -50,20 +50,24 @@ pub fn remove_border_lines(mut ink: Vec<f32>, w: usize, h: usize) -> Vec<f32> {
     let band_x = (w as f32 * 0.22).ceil() as usize;
     let band_y = (h as f32 * 0.22).ceil() as usize;
     let dark = |v: f32| v > 0.35;
-    let mut clear_rows = Vec::new();
-    for y in (0..band_y).chain(h.saturating_sub(band_y)..h) {
-        let n = (0..w).filter(|&x| dark(ink[y * w + x])).count();
-        if n as f32 > w as f32 * 0.65 {
-            clear_rows.push(y);
-        }
-    }
-    let mut clear_cols = Vec::new();
-    for x in (0..band_x).chain(w.saturating_sub(band_x)..w) {
-        let n = (0..h).filter(|&y| dark(ink[y * w + x])).count();
-        if n as f32 > h as f32 * 0.65 {
-            clear_cols.push(x);
-        }
-    }
+    let row_long =
+        |y: usize| (0..w).filter(|&x| dark(ink[y * w + x])).count() as f32 > w as f32 * 0.65;
+    let col_long =
+        |x: usize| (0..h).filter(|&y| dark(ink[y * w + x])).count() as f32 > h as f32 * 0.65;
+    // Only the outermost long run from each edge is the printed line: a
+    // digit's long bar (the top of a big 7 or 5) further in is writing.
+    let mut clear_rows = outermost_line(0..band_y, h, &row_long);
+    clear_rows.extend(outermost_line(
+        (h.saturating_sub(band_y)..h).rev(),
+        h,
+        &row_long,
+    ));
+    let mut clear_cols = outermost_line(0..band_x, w, &col_long);
+    clear_cols.extend(outermost_line(
+        (w.saturating_sub(band_x)..w).rev(),
+        w,
+        &col_long,
+    ));
     // Anti-aliased edges of a line are lighter than its core: widen by one.
     let widen = |v: &[usize], n: usize| -> Vec<usize> {
         let mut out: Vec<usize> = v
@@ -113,6 +117,29 @@ pub fn remove_border_lines(mut ink: Vec<f32>, w: usize, h: usize) -> Vec<f32> {
         }
     }
     ink
+}
+
+/// From the edge inwards, the first group of adjacent long lines, no
+/// thicker than a printed rule can be (a bar written against the line adds
+/// to the group but only the line's thickness is taken).
+fn outermost_line(
+    from_edge: impl Iterator<Item = usize>,
+    side: usize,
+    long: &dyn Fn(usize) -> bool,
+) -> Vec<usize> {
+    let max_thick = (side as f32 * 0.06).ceil() as usize + 1;
+    let mut out = Vec::new();
+    for i in from_edge {
+        if long(i) {
+            out.push(i);
+            if out.len() >= max_thick {
+                break;
+            }
+        } else if !out.is_empty() {
+            break;
+        }
+    }
+    out
 }
 
 /// Drops connected ink blobs too small to be part of a digit.
@@ -263,5 +290,58 @@ mod tests {
             .filter(|&y| v[y * SIDE + 13] + v[y * SIDE + 14] > 0.5)
             .collect();
         assert!(rows.len() >= 18 && rows.len() <= 21, "{rows:?}");
+    }
+
+    /// A misregistered crop: only the top and left border lines, right at
+    /// the edge, faint grey paper, and a few specks.
+    fn shifted_cell() -> GrayImage {
+        let mut img = GrayImage::from_pixel(60, 80, Luma([205]));
+        for i in 0..80 {
+            for t in 0..3 {
+                img.put_pixel(1 + t, i, Luma([70]));
+                if i < 60 {
+                    img.put_pixel(i, 2 + t, Luma([70]));
+                }
+            }
+        }
+        for (x, y) in [(20, 30), (45, 60), (50, 12)] {
+            img.put_pixel(x, y, Luma([90]));
+            img.put_pixel(x + 1, y, Luma([90]));
+            img.put_pixel(x, y + 1, Luma([90]));
+        }
+        img
+    }
+
+    #[test]
+    fn partial_borders_and_dust_are_blank() {
+        assert!(normalise(&shifted_cell()).is_none());
+    }
+
+    #[test]
+    fn a_stroke_touching_the_border_survives_the_border_removal() {
+        let mut img = shifted_cell();
+        // A 7: top bar starting at the left border line, then a diagonal.
+        for x in 3..45 {
+            for y in 14..18 {
+                img.put_pixel(x, y, Luma([30]));
+            }
+        }
+        for y in 14..70 {
+            let x = 44 - (y - 14) * 20 / 56;
+            for dx in 0..4 {
+                img.put_pixel(x + dx, y, Luma([30]));
+            }
+        }
+        let v = normalise(&img).expect("a 7 is not blank");
+        // The bar is the top of the digit and the left border is gone: the
+        // top rows hold the bar, the left columns below it hold nothing.
+        let row_ink = |y: usize| (0..SIDE).map(|x| v[y * SIDE + x]).sum::<f32>();
+        let top = (0..SIDE).find(|&y| row_ink(y) > 0.5).expect("ink");
+        assert!(row_ink(top) + row_ink(top + 1) > 12.0, "no top bar");
+        let left_below: f32 = (top + 6..SIDE)
+            .flat_map(|y| (0..6).map(move |x| (x, y)))
+            .map(|(x, y)| v[y * SIDE + x])
+            .sum();
+        assert!(left_below < 0.5, "left border survived: {left_below}");
     }
 }

@@ -6,17 +6,20 @@
 //! epoch renders each digit into a fresh, differently degraded box cell,
 //! and adds blank cells, so the model learns boxes, not MNIST's clean frame.
 
-use super::cells::{render_cell, Content};
-use super::cnn::{Net, BLANK, CLASSES};
+use super::cells::{render_cell, render_sample, Content};
+use super::cnn::{reading_from, Net, BLANK, BLANK_CONFIDENCE, CLASSES};
 use super::mnist::{self, Sample, Split};
 use super::preprocess::{normalise, SIDE};
+use super::{CellReading, DigitReader};
 use candle_core::{DType, Device, Tensor};
 use candle_nn::{AdamW, Optimizer, ParamsAdamW, VarBuilder, VarMap};
+use image::GrayImage;
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
 use rayon::prelude::*;
-use std::path::PathBuf;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 pub struct TrainOptions {
@@ -27,56 +30,152 @@ pub struct TrainOptions {
 }
 
 pub struct TrainReport {
+    /// One line per epoch: loss, validation accuracy, elapsed time.
+    pub epochs: Vec<String>,
+    /// The epoch whose weights were kept (best validation accuracy).
+    pub best_epoch: usize,
     pub train_cells: usize,
-    pub validation_cells: usize,
-    pub validation_accuracy: f32,
+    pub validation_digits: usize,
+    pub validation_blanks: usize,
+    /// Top-1 over every validation digit cell, as the reader reads it.
+    pub digit_accuracy: f32,
+    /// Blank vs digit decided right, over all validation cells.
+    pub blank_accuracy: f32,
+    /// Validation digit cells that preprocessing cleaned to nothing.
+    pub lost_digits: usize,
     pub temperature: f32,
     /// (threshold, share accepted, error among accepted) on validation.
-    pub risk_coverage: Vec<(f32, f32, f32)>,
+    pub risk_coverage: RiskCoverage,
+    pub suggested_threshold: Option<f32>,
     pub seconds: f64,
 }
 
 impl std::fmt::Display for TrainReport {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        for line in &self.epochs {
+            writeln!(f, "{line}")?;
+        }
         writeln!(
             f,
-            "trained on {} cells per epoch, validated on {} (MNIST train split, fold index%5==1), {:.0} s",
-            self.train_cells, self.validation_cells, self.seconds
+            "trained on {} cells per epoch in {:.0} s; kept epoch {}",
+            self.train_cells, self.seconds, self.best_epoch
         )?;
         writeln!(
             f,
-            "validation top-1 accuracy: {:.4}",
-            self.validation_accuracy
+            "validation (MNIST train split, fold index%5==1): {} digit cells, {} blank cells",
+            self.validation_digits, self.validation_blanks
         )?;
+        writeln!(
+            f,
+            "validation top-1 accuracy on digits: {:.4}",
+            self.digit_accuracy
+        )?;
+        writeln!(
+            f,
+            "validation blank detection accuracy: {:.4}",
+            self.blank_accuracy
+        )?;
+        writeln!(f, "digit cells cleaned to blank: {}", self.lost_digits)?;
         writeln!(f, "temperature: {:.2}", self.temperature)?;
-        writeln!(f, "threshold  accepted  error-among-accepted")?;
+        writeln!(f, "threshold  accepted  error-among-accepted  (all cells)")?;
         for (t, cov, err) in &self.risk_coverage {
             writeln!(f, "{t:>9.3}  {:>7.2}%  {:>8.3}%", cov * 100.0, err * 100.0)?;
         }
-        Ok(())
+        match self.suggested_threshold {
+            Some(t) => writeln!(
+                f,
+                "lowest threshold with error <= {:.1}%: {t}",
+                TARGET_ERROR * 100.0
+            ),
+            None => writeln!(
+                f,
+                "no listed threshold keeps error <= {:.1}%",
+                TARGET_ERROR * 100.0
+            ),
+        }
     }
 }
 
-/// Normalised inputs and labels for one pass over `samples`, plus blanks.
+/// One pass over `samples` drawn into fresh box cells, plus blank cells,
+/// each preprocessed; `None` where cleaning left no ink (the reader then
+/// calls the cell blank without asking the model).
 /// Deterministic for (seed, pass) whatever the thread count.
-pub fn make_cells(samples: &[Sample], seed: u64, pass: u64) -> (Vec<Vec<f32>>, Vec<u32>) {
-    let blanks = samples.len() / 8;
-    let made: Vec<Option<(Vec<f32>, u32)>> = (0..samples.len() + blanks)
+pub fn make_cells(samples: &[Sample], seed: u64, pass: u64) -> Vec<(Option<Vec<f32>>, u32)> {
+    (0..samples.len() + samples.len() / 8)
         .into_par_iter()
         .map(|i| {
-            let mut rng =
-                StdRng::seed_from_u64(seed ^ (pass << 40) ^ (i as u64).wrapping_mul(0x9E37_79B9));
-            if i < samples.len() {
-                let cell = render_cell(Content::Digit(&samples[i].pixels), &mut rng);
-                normalise(&cell).map(|x| (x, samples[i].label as u32))
-            } else {
-                let cell = render_cell(Content::Blank, &mut rng);
-                // Blanks that clean to nothing never reach the model.
-                normalise(&cell).map(|x| (x, BLANK as u32))
-            }
+            let (cell, label) = render_one(samples, seed, pass, i);
+            (normalise(&cell), label)
         })
+        .collect()
+}
+
+/// Cell `i` of a pass: the samples in order, then one blank per eight.
+fn render_one(samples: &[Sample], seed: u64, pass: u64, i: usize) -> (GrayImage, u32) {
+    let mut rng = StdRng::seed_from_u64(seed ^ (pass << 40) ^ (i as u64).wrapping_mul(0x9E37_79B9));
+    match samples.get(i) {
+        Some(s) => (render_sample(s, &mut rng), s.label as u32),
+        None => (render_cell(Content::Blank, &mut rng), BLANK as u32),
+    }
+}
+
+/// The validation fold: MNIST train-split samples with `index % 5 == 1`.
+pub fn validation_fold(mnist_dir: &Path) -> anyhow::Result<Vec<Sample>> {
+    let all = mnist::load(mnist_dir, Split::Train)?;
+    Ok(all.into_iter().filter(|s| s.index % 5 == 1).collect())
+}
+
+/// Seed of the validation cells for a training seed.
+fn validation_seed(seed: u64) -> u64 {
+    seed ^ 0x5EED
+}
+
+/// Any reader on the very validation cells `train` uses for that seed:
+/// (digit top-1 accuracy, blank-vs-digit accuracy, risk-coverage), for
+/// comparing a fresh model with the shipped one without touching the
+/// evaluation split.
+pub fn validate(
+    reader: &dyn DigitReader,
+    mnist_dir: &Path,
+    seed: u64,
+) -> anyhow::Result<(f32, f32, RiskCoverage)> {
+    let val = validation_fold(mnist_dir)?;
+    let cells: Vec<(GrayImage, u32)> = (0..val.len() + val.len() / 8)
+        .into_par_iter()
+        .map(|i| render_one(&val, validation_seed(seed), 0, i))
         .collect();
-    made.into_iter().flatten().unzip()
+    let images: Vec<GrayImage> = cells.iter().map(|(c, _)| c.clone()).collect();
+    let truth: Vec<Option<u8>> = cells
+        .iter()
+        .map(|(_, y)| (*y as usize != BLANK).then_some(*y as u8))
+        .collect();
+    let readings = reader.read_cells(&images);
+    let (digit, blank) = accuracies(&readings, &truth);
+    Ok((digit, blank, risk_coverage(&readings, &truth)))
+}
+
+/// (top-1 over digit cells, blank-vs-digit over all cells).
+fn accuracies(readings: &[CellReading], truth: &[Option<u8>]) -> (f32, f32) {
+    let digits: Vec<usize> = (0..truth.len()).filter(|&i| truth[i].is_some()).collect();
+    let right = digits
+        .iter()
+        .filter(|&&i| readings[i].digit == truth[i])
+        .count();
+    let blank_right = (0..truth.len())
+        .filter(|&i| readings[i].digit.is_none() == truth[i].is_none())
+        .count();
+    (
+        right as f32 / digits.len().max(1) as f32,
+        blank_right as f32 / truth.len().max(1) as f32,
+    )
+}
+
+/// The cells the model sees, with their labels.
+fn present(cells: Vec<(Option<Vec<f32>>, u32)>) -> (Vec<Vec<f32>>, Vec<u32>) {
+    cells
+        .into_iter()
+        .filter_map(|(x, y)| x.map(|x| (x, y)))
+        .unzip()
 }
 
 fn to_tensor(xs: &[Vec<f32>], dev: &Device) -> candle_core::Result<Tensor> {
@@ -99,33 +198,57 @@ fn softmax(l: &[f32], t: f32) -> Vec<f32> {
     e.into_iter().map(|v| v / s).collect()
 }
 
+/// Rows of (threshold, share accepted, error among accepted).
+pub type RiskCoverage = Vec<(f32, f32, f32)>;
+
 /// Thresholds reported and considered for shipping.
 pub const THRESHOLDS: [f32; 9] = [0.5, 0.7, 0.8, 0.9, 0.95, 0.98, 0.99, 0.995, 0.999];
 
-/// (threshold, coverage, error among accepted) for top-1 predictions.
-pub fn risk_coverage(probs: &[Vec<f32>], labels: &[u32]) -> Vec<(f32, f32, f32)> {
+/// Error among accepted cells that a shipped threshold may allow.
+pub const TARGET_ERROR: f32 = 0.001;
+
+/// (threshold, share accepted, error among accepted) over whole readings,
+/// blank cells included: what the pipeline's per-cell gate would see.
+pub fn risk_coverage(readings: &[CellReading], truth: &[Option<u8>]) -> RiskCoverage {
     THRESHOLDS
         .iter()
         .map(|&t| {
             let (mut acc, mut wrong) = (0usize, 0usize);
-            for (p, &y) in probs.iter().zip(labels) {
-                let (best, conf) =
-                    p.iter()
-                        .enumerate()
-                        .fold((0, 0.0f32), |b, (i, &v)| if v > b.1 { (i, v) } else { b });
-                if conf >= t {
+            for (r, y) in readings.iter().zip(truth) {
+                if r.confidence >= t {
                     acc += 1;
-                    if best as u32 != y {
+                    if r.digit != *y {
                         wrong += 1;
                     }
                 }
             }
             (
                 t,
-                acc as f32 / probs.len().max(1) as f32,
+                acc as f32 / readings.len().max(1) as f32,
                 wrong as f32 / acc.max(1) as f32,
             )
         })
+        .collect()
+}
+
+/// The lowest listed threshold whose error among accepted cells is within
+/// [`TARGET_ERROR`]: the most coverage for that risk.
+pub fn pick_threshold(rc: &[(f32, f32, f32)]) -> Option<f32> {
+    rc.iter()
+        .find(|(_, cov, err)| *cov > 0.0 && *err <= TARGET_ERROR)
+        .map(|(t, _, _)| *t)
+}
+
+fn accuracy(net: &Net, xs: &[Vec<f32>], ys: &[u32], dev: &Device) -> candle_core::Result<f32> {
+    let l = logits(net, xs, dev)?;
+    let right = l.iter().zip(ys).filter(|(l, &y)| argmax(l) == y as usize);
+    Ok(right.count() as f32 / ys.len().max(1) as f32)
+}
+
+fn snapshot(varmap: &VarMap) -> candle_core::Result<HashMap<String, Tensor>> {
+    let data = varmap.data().lock().expect("varmap lock");
+    data.iter()
+        .map(|(k, v)| Ok((k.clone(), v.as_tensor().copy()?)))
         .collect()
 }
 
@@ -145,11 +268,22 @@ pub fn train(opts: &TrainOptions) -> anyhow::Result<TrainReport> {
             ..Default::default()
         },
     )?;
-    let (val_x, val_y) = make_cells(&val, opts.seed ^ 0x5EED, 0);
+    let val_cells = make_cells(&val, validation_seed(opts.seed), 0);
+    let val_truth: Vec<Option<u8>> = val_cells
+        .iter()
+        .map(|(_, y)| (*y as usize != BLANK).then_some(*y as u8))
+        .collect();
+    let lost_digits = val_cells
+        .iter()
+        .filter(|(x, y)| x.is_none() && *y as usize != BLANK)
+        .count();
+    let (val_x, val_y) = present(val_cells.clone());
     let mut rng = StdRng::seed_from_u64(opts.seed);
     let mut train_cells = 0;
+    let mut best: Option<(f32, usize, HashMap<String, Tensor>)> = None;
+    let mut log = Vec::new();
     for epoch in 0..opts.epochs {
-        let (xs, ys) = make_cells(&train, opts.seed, epoch as u64 + 1);
+        let (xs, ys) = present(make_cells(&train, opts.seed, epoch as u64 + 1));
         train_cells = xs.len();
         let mut order: Vec<usize> = (0..xs.len()).collect();
         order.shuffle(&mut rng);
@@ -166,49 +300,59 @@ pub fn train(opts: &TrainOptions) -> anyhow::Result<TrainReport> {
             total += loss.to_scalar::<f32>()?;
             batches += 1;
         }
-        let l = logits(&net, &val_x, &dev)?;
-        let correct = l
-            .iter()
-            .zip(&val_y)
-            .filter(|(l, &y)| argmax(l) == y as usize)
-            .count();
-        eprintln!(
+        let acc = accuracy(&net, &val_x, &val_y, &dev)?;
+        let line = format!(
             "epoch {}: loss {:.4}, validation accuracy {:.4} ({:.0} s)",
             epoch + 1,
             total / batches as f32,
-            correct as f32 / val_y.len() as f32,
+            acc,
             started.elapsed().as_secs_f64()
         );
+        eprintln!("{line}");
+        log.push(line);
+        // Model selection on the validation fold: late epochs can be worse
+        // than earlier ones once the learning rate is small and the
+        // augmentation keeps changing.
+        if best.as_ref().is_none_or(|b| acc > b.0) {
+            best = Some((acc, epoch + 1, snapshot(&varmap)?));
+        }
     }
+    let (_, best_epoch, mut tensors) = best.ok_or_else(|| anyhow::anyhow!("no epochs to train"))?;
+    let chosen = Net::new(VarBuilder::from_tensors(tensors.clone(), DType::F32, &dev))?;
 
     // Temperature scaling: the one number that makes confidences honest,
     // fitted on validation cells only.
-    let l = logits(&net, &val_x, &dev)?;
+    let l = logits(&chosen, &val_x, &dev)?;
     let nll = |t: f32| -> f32 {
         l.iter()
             .zip(&val_y)
             .map(|(l, &y)| -(softmax(l, t)[y as usize].max(1e-12)).ln())
             .sum::<f32>()
     };
-    let temperature = (10..=60)
+    let temperature = (10..=80)
         .map(|i| i as f32 * 0.05)
         .min_by(|&a, &b| nll(a).total_cmp(&nll(b)))
         .unwrap_or(1.0);
-    let probs: Vec<Vec<f32>> = l.iter().map(|l| softmax(l, temperature)).collect();
-    let accuracy = probs
-        .iter()
-        .zip(&val_y)
-        .filter(|(p, &y)| argmax(p) == y as usize)
-        .count() as f32
-        / val_y.len() as f32;
 
-    let mut tensors: std::collections::HashMap<String, Tensor> = varmap
-        .data()
-        .lock()
-        .expect("varmap lock")
+    // Whole readings as the reader makes them, cells cleaned to nothing
+    // included, so the figures cover every validation cell.
+    let mut probs = l.iter().map(|l| softmax(l, temperature));
+    let readings: Vec<CellReading> = val_cells
         .iter()
-        .map(|(k, v)| (k.clone(), v.as_tensor().clone()))
+        .map(|(x, _)| match x {
+            Some(_) => reading_from(&probs.next().expect("one row per present cell")),
+            None => CellReading {
+                digit: None,
+                confidence: BLANK_CONFIDENCE,
+                second: None,
+                second_confidence: 0.0,
+            },
+        })
         .collect();
+    let validation_digits = val_truth.iter().flatten().count();
+    let (digit_accuracy, blank_accuracy) = accuracies(&readings, &val_truth);
+    let rc = risk_coverage(&readings, &val_truth);
+
     tensors.insert("temperature".into(), Tensor::new(&[temperature], &dev)?);
     if let Some(dir) = opts.out.parent() {
         std::fs::create_dir_all(dir)?;
@@ -216,11 +360,17 @@ pub fn train(opts: &TrainOptions) -> anyhow::Result<TrainReport> {
     candle_core::safetensors::save(&tensors, &opts.out)?;
     debug_assert_eq!(CLASSES, 11);
     Ok(TrainReport {
+        epochs: log,
+        best_epoch,
         train_cells,
-        validation_cells: val_y.len(),
-        validation_accuracy: accuracy,
+        validation_digits,
+        validation_blanks: val_truth.len() - validation_digits,
+        digit_accuracy,
+        blank_accuracy,
+        lost_digits,
         temperature,
-        risk_coverage: risk_coverage(&probs, &val_y),
+        suggested_threshold: pick_threshold(&rc),
+        risk_coverage: rc,
         seconds: started.elapsed().as_secs_f64(),
     })
 }
@@ -233,4 +383,63 @@ pub fn argmax(v: &[f32]) -> usize {
             |b, (i, &x)| if x > b.1 { (i, x) } else { b },
         )
         .0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn reading(digit: Option<u8>, confidence: f32) -> CellReading {
+        CellReading {
+            digit,
+            confidence,
+            second: None,
+            second_confidence: 0.0,
+        }
+    }
+
+    #[test]
+    fn risk_coverage_counts_blanks_and_errors_among_accepted() {
+        let readings = [
+            reading(Some(3), 0.999),
+            reading(Some(5), 0.96),
+            reading(None, 0.999),
+            reading(Some(1), 0.6),
+        ];
+        let truth = [Some(3), Some(6), None, Some(1)];
+        let rc = risk_coverage(&readings, &truth);
+        let at = |t: f32| rc.iter().find(|r| r.0 == t).copied().expect("listed");
+        assert_eq!(at(0.5), (0.5, 1.0, 0.25));
+        assert_eq!(at(0.95), (0.95, 0.75, 1.0 / 3.0));
+        assert_eq!(at(0.98), (0.98, 0.5, 0.0));
+        assert_eq!(pick_threshold(&rc), Some(0.98));
+    }
+
+    #[test]
+    fn cells_are_reproducible_and_blanks_follow_digits() {
+        let val = validation_fold(&mnist::default_dir()).expect("mnist");
+        let few = &val[..16];
+        let a = make_cells(few, 9, 1);
+        let b = make_cells(few, 9, 1);
+        assert_eq!(a, b);
+        assert_eq!(a.len(), 18);
+        assert!(a[..16].iter().all(|(x, y)| x.is_some() && *y < 10));
+        assert!(a[16..].iter().all(|(_, y)| *y as usize == BLANK));
+        assert_ne!(a, make_cells(few, 9, 2));
+    }
+
+    /// Figures of a model (TODOKE_MODEL, else the shipped one) on the
+    /// validation cells of seed 1, for choosing between a fresh model and
+    /// the shipped one: `cargo test --release --lib validation_figures -- --ignored --nocapture`.
+    #[test]
+    #[ignore]
+    fn validation_figures() {
+        let reader = crate::digits::cnn::CnnReader::load(&crate::digits::cnn::default_model_path())
+            .expect("model");
+        let (digit, blank, rc) = validate(&reader, &mnist::default_dir(), 1).expect("validate");
+        println!("digits {digit:.4} blank {blank:.4}");
+        for (t, cov, err) in rc {
+            println!("{t:>9.3}  {:>7.2}%  {:>8.3}%", cov * 100.0, err * 100.0);
+        }
+    }
 }
