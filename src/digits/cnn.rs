@@ -32,12 +32,12 @@ pub struct Net {
 impl Net {
     pub fn new(vb: VarBuilder) -> candle_core::Result<Net> {
         let pad = Conv2dConfig {
-            padding: 2,
+            padding: 1,
             ..Default::default()
         };
         Ok(Net {
-            c1: conv2d(1, 32, 5, pad, vb.pp("c1"))?,
-            c2: conv2d(32, 64, 5, pad, vb.pp("c2"))?,
+            c1: conv2d(1, 32, 3, pad, vb.pp("c1"))?,
+            c2: conv2d(32, 64, 3, pad, vb.pp("c2"))?,
             f1: linear(64 * 7 * 7, 128, vb.pp("f1"))?,
             f2: linear(128, CLASSES, vb.pp("f2"))?,
         })
