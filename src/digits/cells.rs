@@ -21,8 +21,10 @@ pub fn render_sample(s: &Sample, rng: &mut impl Rng) -> GrayImage {
     }
 }
 
-/// Adds the stroke a Japanese writer would: a flag at the top of a 1, a
-/// crossbar through the stem of a 7. Other digits come back unchanged.
+/// Adds the stroke a Japanese writer would: a flag at the top of a 1; a
+/// crossbar through the stem of a 7, or a hook down from the left end of its
+/// bar. Other digits come back unchanged: MNIST's 4s are mostly written
+/// open at the top already, as Japanese writers do.
 pub fn japanese_habit(pixels: &[f32], label: u8, rng: &mut impl Rng) -> Vec<f32> {
     let mut out = pixels.to_vec();
     let rows: Vec<usize> = (0..28)
@@ -45,6 +47,24 @@ pub fn japanese_habit(pixels: &[f32], label: u8, rng: &mut impl Rng) -> Vec<f32>
                 start,
                 (start.0 - len * angle.cos(), start.1 + len * angle.sin()),
             )
+        }
+        7 if rng.gen_bool(0.4) => {
+            // The hooked 7: a short tick down from the left end of the top
+            // bar, as many Japanese writers begin the stroke.
+            let band = top..(top + 3).min(28);
+            let left = band
+                .clone()
+                .flat_map(|y| (0..28).filter(move |&x| pixels[y * 28 + x] > 0.5))
+                .min()
+                .unwrap_or(10);
+            let bar_y = band
+                .clone()
+                .find(|&y| pixels[y * 28 + left] > 0.5)
+                .unwrap_or(top);
+            let start = (left as f32 + 0.5 + radius * 0.5, bar_y as f32 + 0.5);
+            let len: f32 = rng.gen_range(3.0..6.0);
+            let lean: f32 = rng.gen_range(-1.0..1.5);
+            (start, (start.0 + lean, start.1 + len))
         }
         7 => {
             // The stem, not the top bar: a little below the middle height.
