@@ -16,7 +16,7 @@ CELL = 3.0
 STRIP_X = (PAGE_W - 16 * CELL) / 2
 STRIP_Y = MARK_AT - CELL / 2
 
-BOX_W, BOX_H, BOX_GAP = 5.5, 7.5, 1.2
+BOX_W, BOX_H, BOX_GAP = 5.5, 7.5, 1.5
 # Room for a group suffix (年/月/日) with 2 mm clear on both sides.
 SUFFIX_SIZE = 3.5
 GROUP_GAP = 2.2 + SUFFIX_SIZE + 2.2
