@@ -63,9 +63,38 @@ pub struct SynthSummary {
     pub bytes: u64,
 }
 
+impl std::fmt::Display for SynthSummary {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let join = |m: &BTreeMap<String, usize>| {
+            m.iter()
+                .map(|(k, v)| format!("{k} {v}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        write!(
+            f,
+            "{} pages in {} files ({} read, {} unread, {} upside down), \
+             {} deliberate mismatches [{}], register of {} rows, formats [{}], \
+             branches [{}], {:.1} MB",
+            self.pages,
+            self.files,
+            self.read_pages,
+            self.unread_pages,
+            self.upside_down,
+            self.mismatches.values().sum::<usize>(),
+            join(&self.mismatches),
+            self.register_rows,
+            join(&self.by_format),
+            join(&self.by_branch),
+            self.bytes as f64 / 1e6
+        )
+    }
+}
+
 /// `OUT/truth/<branch>/<file>.json`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Truth {
+    /// `<branch>/<file name>`, relative to `OUT/inbox`.
     pub file: String,
     pub pages: Vec<TruthPage>,
 }
@@ -291,12 +320,17 @@ pub fn synth(opts: &SynthOptions) -> anyhow::Result<SynthSummary> {
     let mut i = 0;
     let mut seq = 0;
     while i < plans.len() {
-        let format = match rng.gen_range(0..10) {
+        let mut format = match rng.gen_range(0..10) {
             0..=2 => Format::Png,
             3..=5 => Format::Jpeg,
             6..=7 => Format::Pdf,
             _ => Format::Tiff,
         };
+        // A lone last page would make a one-page PDF or TIFF, which the
+        // multi-page formats are not here to test.
+        if plans.len() - i < 2 && matches!(format, Format::Pdf | Format::Tiff) {
+            format = Format::Png;
+        }
         let n = match format {
             Format::Png | Format::Jpeg => 1,
             _ => rng.gen_range(2..=3).min(plans.len() - i),
@@ -306,7 +340,7 @@ pub fn synth(opts: &SynthOptions) -> anyhow::Result<SynthSummary> {
         let file = format!("scan-{seq:04}.{}", format.ext());
         let mut images = Vec::with_capacity(n);
         let mut truth = Truth {
-            file: file.clone(),
+            file: format!("{branch}/{file}"),
             pages: Vec::with_capacity(n),
         };
         for (k, plan) in plans[i..i + n].iter().enumerate() {
@@ -590,6 +624,16 @@ fn shift_days(
     }
 }
 
+/// Forms are handed in during 2026; the samples are meant to look like one
+/// year's intake.
+const YEAR_START: (i32, u32, u32) = (2026, 1, 5);
+const YEAR_END: (i32, u32, u32) = (2026, 12, 25);
+
+fn in_2026(rng: &mut StdRng) -> NaiveDate {
+    let (a, b) = (YEAR_START, YEAR_END);
+    date_between(rng, ymd(a.0, a.1, a.2), ymd(b.0, b.1, b.2))
+}
+
 fn date_between(rng: &mut StdRng, a: NaiveDate, b: NaiveDate) -> NaiveDate {
     a + Duration::days(rng.gen_range(0..=(b - a).num_days()))
 }
@@ -632,7 +676,7 @@ fn fill_generic(side: &Side, rng: &mut StdRng, values: &mut BTreeMap<String, Val
                 rng,
                 f.boxes.as_ref().map_or(0, |b| b.count()),
             )),
-            FieldKind::Date => Value::Date(date_between(rng, ymd(2025, 9, 1), ymd(2026, 6, 30))),
+            FieldKind::Date => Value::Date(in_2026(rng)),
         };
         values.insert(f.id.clone(), v);
     }
@@ -647,9 +691,13 @@ fn fill_pregnancy(
     let birth = date_between(rng, span.0, span.1);
     let p = people.person(rng, birth, true, None);
     let (atena, birth, mismatch) = people.enrol(rng, p, span);
-    let notified = date_between(rng, ymd(2025, 9, 1), ymd(2026, 6, 30));
     let weeks = rng.gen_range(5..=40u32);
-    let due = notified + Duration::days((40 - weeks as i64) * 7 + rng.gen_range(-3..=6));
+    let to_due = (40 - weeks as i64) * 7 + rng.gen_range(-3..=6);
+    // Notified early enough in 2026 that the due date is in 2026 too.
+    let (a, b) = (YEAR_START, YEAR_END);
+    let last = ymd(b.0, b.1, b.2) - Duration::days(to_due.max(0));
+    let notified = date_between(rng, ymd(a.0, a.1, a.2), last);
+    let due = notified + Duration::days(to_due);
     let mut v = BTreeMap::new();
     v.insert("notified_on".into(), Value::Date(notified));
     v.insert("atena_no".into(), Value::Digits(atena));
@@ -674,7 +722,7 @@ fn fill_infant(
     rng: &mut StdRng,
     people: &mut People,
 ) -> (BTreeMap<String, Value>, Option<&'static str>) {
-    let checkup = date_between(rng, ymd(2025, 9, 1), ymd(2026, 6, 30));
+    let checkup = in_2026(rng);
     let birth = checkup - Duration::days(rng.gen_range(25..=365));
     let span = (checkup - Duration::days(400), checkup - Duration::days(1));
     let family = *FAMILY.choose(rng).expect("non-empty");
@@ -1151,6 +1199,7 @@ mod tests {
         let sa = run(a.path());
         let sb = run(b.path());
         assert_eq!(sa.pages, 6);
+        assert!(sa.to_string().starts_with("6 pages in "));
         assert_eq!(sa.bytes, sb.bytes);
         let reg_a = std::fs::read(a.path().join("register.csv")).unwrap();
         assert_eq!(reg_a, std::fs::read(b.path().join("register.csv")).unwrap());
@@ -1165,10 +1214,15 @@ mod tests {
             for e in entries {
                 let t: Truth =
                     serde_json::from_slice(&std::fs::read(e.unwrap().path()).unwrap()).unwrap();
-                assert!(a.path().join("inbox").join(branch).join(&t.file).exists());
+                assert!(t.file.starts_with(&format!("{branch}/")));
+                assert!(a.path().join("inbox").join(&t.file).exists());
                 for p in &t.pages {
                     pages += 1;
+                    let date = |id: &str| p.fields[id].as_str().unwrap().to_string();
                     if p.side.as_deref() == Some("pregnancy-notification") {
+                        assert!(date("notified_on").starts_with("2026-"));
+                        assert!(date("due_date").starts_with("2026-"));
+                        assert!(("1975-01-01".."2007-01-01").contains(&date("birth_date").as_str()));
                         assert_eq!(p.fields["my_number"].as_str().unwrap().len(), 12);
                         assert!(p.fields["fetus_count"].is_u64());
                         assert!(p.fields["q_worries"].is_array());
@@ -1243,7 +1297,7 @@ mod tests {
             for e in entries {
                 let t: Truth =
                     serde_json::from_slice(&std::fs::read(e.unwrap().path()).unwrap()).unwrap();
-                let bytes = std::fs::read(dir.join("inbox").join(branch).join(&t.file)).unwrap();
+                let bytes = std::fs::read(dir.join("inbox").join(&t.file)).unwrap();
                 let pages = decode(&bytes, &DecodeLimits::default(), &pdf).unwrap();
                 assert_eq!(pages.len(), t.pages.len(), "{}", t.file);
                 for (p, tp) in pages.iter().zip(&t.pages) {
