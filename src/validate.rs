@@ -73,30 +73,39 @@ impl ValidatedPage {
     }
 }
 
+/// A cell the reader calls blank with less than this confidence had ink it
+/// could not classify: an unreadable cell, not an empty box.
+pub const UNREADABLE_BELOW: f32 = 0.5;
+
 pub fn validate(template: &Template, side: &Side, reading: &PageReading) -> ValidatedPage {
     let mut fields = BTreeMap::new();
     let mut reasons = Vec::new();
     for field in &side.fields {
         let result = match reading.fields.iter().find(|r| r.id == field.id) {
             Some(r) => validate_field(field, r, field.threshold(&template.defaults)),
+            // The read stage reads every field; a hole here is a reading
+            // that cannot be trusted, never a blank answer.
             None => FieldResult {
                 value: serde_json::Value::Null,
                 confidence: 0.0,
-                status: FieldStatus::Missing,
+                status: FieldStatus::Invalid,
             },
         };
-        let optional_blank = !field.required && result.status == FieldStatus::Missing;
-        if !optional_blank {
-            reasons.extend(result.status.reason(&field.id));
-        }
+        reasons.extend(result.status.reason(&field.id));
         fields.insert(field.id.clone(), result);
     }
     ValidatedPage { fields, reasons }
 }
 
-/// One field. The confidence is the minimum over its cells and boxes: a
-/// value is only as trustworthy as its least certain part, and one doubtful
-/// digit is enough to put the wrong person's record in the core system.
+/// One field.
+///
+/// The confidence is the minimum over its cells and boxes, not the product.
+/// The per-field thresholds in the templates (0.999 for digits) are set as
+/// "every cell at least this sure", matching the reader's shipped per-cell
+/// threshold; a product would make the same threshold far stricter for a
+/// 12-box My Number than for 2-box gestation weeks, and the cells of one
+/// writer on one scan are not independent enough for a product to be the
+/// probability it pretends to be. One doubtful cell still fails the field.
 pub fn validate_field(field: &Field, r: &FieldReading, threshold: f32) -> FieldResult {
     let confidence = r
         .cells
@@ -110,6 +119,9 @@ pub fn validate_field(field: &Field, r: &FieldReading, threshold: f32) -> FieldR
         FieldKind::Single => single_value(r),
         FieldKind::Multi => multi_value(r),
     };
+    if status == FieldStatus::Missing && !field.required {
+        status = FieldStatus::Ok;
+    }
     // A confident wrong answer is still wrong, so rule failures win; a rule
     // that passes on doubtful readings is not trusted.
     if status == FieldStatus::Ok && confidence < threshold {
@@ -122,30 +134,64 @@ pub fn validate_field(field: &Field, r: &FieldReading, threshold: f32) -> FieldR
     }
 }
 
-fn digit_string(r: &FieldReading) -> Vec<Option<u8>> {
-    r.cells.iter().map(|c| c.digit).collect()
+#[derive(Clone, Copy, PartialEq)]
+enum Cell {
+    Digit(u8),
+    Blank,
+    Unreadable,
+}
+
+fn cells_of(r: &FieldReading) -> Vec<Cell> {
+    r.cells
+        .iter()
+        .map(|c| match c.digit {
+            Some(d) => Cell::Digit(d),
+            None if c.confidence < UNREADABLE_BELOW => Cell::Unreadable,
+            None => Cell::Blank,
+        })
+        .collect()
+}
+
+/// What was read, for staff: `_` for a blank box, `?` for an unreadable one.
+fn shown(cells: &[Cell]) -> String {
+    cells
+        .iter()
+        .map(|c| match c {
+            Cell::Digit(d) => char::from(b'0' + d),
+            Cell::Blank => '_',
+            Cell::Unreadable => '?',
+        })
+        .collect()
+}
+
+fn box_count(field: &Field) -> usize {
+    field.boxes.as_ref().map_or(0, |b| b.count())
 }
 
 fn digits_value(field: &Field, r: &FieldReading) -> (serde_json::Value, FieldStatus) {
-    let cells = digit_string(r);
-    if cells.iter().all(|d| d.is_none()) {
+    let cells = cells_of(r);
+    if cells.iter().all(|c| *c == Cell::Blank) {
         return (serde_json::Value::Null, FieldStatus::Missing);
     }
-    // Short numbers (gestation weeks) may leave leading boxes empty; a gap
-    // inside the number or at its end is not a number.
-    let first = cells.iter().position(|d| d.is_some()).unwrap_or(0);
-    let leading_blanks_ok = field.range.is_some();
-    let shown: String = cells
-        .iter()
-        .map(|d| d.map(|d| char::from(b'0' + d)).unwrap_or('_'))
-        .collect();
-    if (first > 0 && !leading_blanks_ok) || cells[first..].iter().any(|d| d.is_none()) {
-        return (serde_json::Value::String(shown), FieldStatus::Invalid);
+    let raw = serde_json::Value::String(shown(&cells));
+    if cells.len() != box_count(field) || cells.contains(&Cell::Unreadable) {
+        return (raw, FieldStatus::Invalid);
     }
-    let digits: String = cells[first..]
-        .iter()
-        .map(|d| char::from(b'0' + d.unwrap_or(0)))
-        .collect();
+    // Identifiers must fill every box. A quantity (a field with a range,
+    // like gestation weeks) may leave one end box empty: "9" is written in
+    // either box of two, and the blank cell's own confidence still counts.
+    let mut body: &[Cell] = &cells;
+    if field.range.is_some() && cells.len() >= 2 {
+        if body[0] == Cell::Blank {
+            body = &body[1..];
+        } else if body[body.len() - 1] == Cell::Blank {
+            body = &body[..body.len() - 1];
+        }
+    }
+    if body.contains(&Cell::Blank) {
+        return (raw, FieldStatus::Invalid);
+    }
+    let digits = shown(body);
     let value = serde_json::Value::String(digits.clone());
     if let Some([lo, hi]) = field.range {
         let n: u32 = digits.parse().unwrap_or(u32::MAX);
@@ -162,45 +208,57 @@ fn digits_value(field: &Field, r: &FieldReading) -> (serde_json::Value, FieldSta
 }
 
 fn date_value(field: &Field, r: &FieldReading) -> (serde_json::Value, FieldStatus) {
+    let cells = cells_of(r);
+    let digits_blank = cells.iter().all(|c| *c == Cell::Blank);
+    let marked = marked_indices(r);
+    let uncertain = r.marks.iter().any(|m| m.state == MarkState::Uncertain);
+    if digits_blank && marked.is_empty() && !uncertain {
+        return (serde_json::Value::Null, FieldStatus::Missing);
+    }
+    // Which era: the printed one, else exactly one ticked box. An era is
+    // never guessed from the year, because 平成2 and 令和2 are both plausible.
     let era = match field.era {
-        Some(e) => Some(e),
-        None => {
-            let marked: Vec<usize> = marked_indices(r);
-            if marked.len() > 1 {
-                return (serde_json::Value::Null, FieldStatus::MultipleMarks);
-            }
-            marked
-                .first()
-                .and_then(|&i| field.options.get(i))
+        Some(e) => Ok(e),
+        None => match marked.as_slice() {
+            [i] => field
+                .options
+                .get(*i)
                 .and_then(|o| era_from_code(&o.code))
-        }
+                .ok_or(FieldStatus::Invalid),
+            [] if uncertain => Err(FieldStatus::LowConfidence),
+            [] => Err(FieldStatus::Invalid),
+            _ => Err(FieldStatus::MultipleMarks),
+        },
     };
-    let cells = digit_string(r);
-    if cells.iter().all(|d| d.is_none()) {
-        return (serde_json::Value::Null, FieldStatus::Missing);
-    }
-    let Some(era) = era else {
-        return (serde_json::Value::Null, FieldStatus::Missing);
+    let era_label = era.map(Era::label).unwrap_or("?");
+    let s = shown(&cells);
+    let raw = if cells.len() == 6 {
+        format!("{era_label}{}-{}-{}", &s[0..2], &s[2..4], &s[4..6])
+    } else {
+        format!("{era_label}{s}")
     };
-    if cells.len() != 6 || cells.iter().any(|d| d.is_none()) {
-        return (serde_json::Value::Null, FieldStatus::Invalid);
+    let raw = serde_json::Value::String(raw);
+    let era = match era {
+        Ok(e) => e,
+        Err(status) => return (raw, status),
+    };
+    let digits: Vec<u32> = cells
+        .iter()
+        .filter_map(|c| match c {
+            Cell::Digit(d) => Some(*d as u32),
+            _ => None,
+        })
+        .collect();
+    if cells.len() != 6 || digits.len() != 6 {
+        return (raw, FieldStatus::Invalid);
     }
-    let n = |i: usize| cells[i].unwrap_or(0) as u32 * 10 + cells[i + 1].unwrap_or(0) as u32;
+    let n = |i: usize| digits[i] * 10 + digits[i + 1];
     match era_date(era, n(0), n(2), n(4)) {
         Some(d) => (
             serde_json::Value::String(d.format("%Y-%m-%d").to_string()),
             FieldStatus::Ok,
         ),
-        None => (
-            serde_json::Value::String(format!(
-                "{}{:02}-{:02}-{:02}",
-                era.label(),
-                n(0),
-                n(2),
-                n(4)
-            )),
-            FieldStatus::Invalid,
-        ),
+        None => (raw, FieldStatus::Invalid),
     }
 }
 
@@ -221,18 +279,25 @@ fn single_value(r: &FieldReading) -> (serde_json::Value, FieldStatus) {
         }
         [] => (serde_json::Value::Null, FieldStatus::Missing),
         [i] => (serde_json::json!(i + 1), FieldStatus::Ok),
-        many => (
-            serde_json::json!(many.iter().map(|i| i + 1).collect::<Vec<_>>()),
-            FieldStatus::MultipleMarks,
-        ),
+        // The records.jsonl type of a single answer is an index or null;
+        // which boxes were ticked is in the field image staff look at.
+        _ => (serde_json::Value::Null, FieldStatus::MultipleMarks),
     }
 }
 
 fn multi_value(r: &FieldReading) -> (serde_json::Value, FieldStatus) {
     let marked: Vec<usize> = marked_indices(r).into_iter().map(|i| i + 1).collect();
-    // "None of these" is a real answer, so an empty multiple choice is fine;
-    // the confidence (from uncertain boxes) still decides.
-    (serde_json::json!(marked), FieldStatus::Ok)
+    let uncertain = r.marks.iter().any(|m| m.state == MarkState::Uncertain);
+    // Nothing ticked is "missing" for a required question; a question where
+    // no tick is itself an answer ("all that apply" without a "none" box)
+    // is declared `required = false` in its template. Uncertain boxes are
+    // judged by the confidence.
+    let status = if marked.is_empty() && !uncertain {
+        FieldStatus::Missing
+    } else {
+        FieldStatus::Ok
+    };
+    (serde_json::json!(marked), status)
 }
 
 /// The calendar date of era year `yy`, month, day; `None` when it does not
@@ -561,5 +626,473 @@ mod tests {
             0.9,
         );
         assert_eq!(got.status, FieldStatus::MultipleMarks);
+    }
+    fn page_template() -> Template {
+        let text = r#"
+id = "t"
+title = "テスト"
+version = "1"
+[page]
+width_mm = 210.0
+height_mm = 297.0
+[marks]
+size_mm = 6.0
+centres_mm = [[12.0, 12.0], [198.0, 12.0], [12.0, 285.0], [198.0, 285.0]]
+[id_code]
+x_mm = 81.0
+y_mm = 9.0
+cell_mm = 3.0
+[[sides]]
+id = "t"
+code = 9
+read = true
+[[sides.fields]]
+id = "atena_no"
+label = "宛名番号"
+kind = "digits"
+label_at_mm = [10.0, 10.0]
+boxes = { x_mm = 50.0, y_mm = 50.0, w_mm = 5.5, h_mm = 7.5, gap_mm = 1.5, groups = [4] }
+[[sides.fields]]
+id = "birth_date"
+label = "生年月日"
+kind = "date"
+label_at_mm = [10.0, 60.0]
+boxes = { x_mm = 50.0, y_mm = 60.0, w_mm = 5.5, h_mm = 7.5, gap_mm = 1.5, groups = [2, 2, 2] }
+options = [{ label = "昭和", code = "showa", x_mm = 100.0, y_mm = 60.0, size_mm = 4.0 }, { label = "平成", code = "heisei", x_mm = 110.0, y_mm = 60.0, size_mm = 4.0 }, { label = "令和", code = "reiwa", x_mm = 120.0, y_mm = 60.0, size_mm = 4.0 }]
+[[sides.fields]]
+id = "my_number"
+label = "個人番号"
+kind = "digits"
+label_at_mm = [10.0, 70.0]
+sensitive = true
+check = "my_number"
+boxes = { x_mm = 50.0, y_mm = 70.0, w_mm = 5.5, h_mm = 7.5, gap_mm = 1.5, groups = [12] }
+[output]
+columns = [{ header = "宛名番号", value = "atena_no" }]
+"#;
+        toml::from_str(text).unwrap()
+    }
+
+    fn page(atena: &str, birth: &str, era: [MarkState; 3], my_number: &str) -> PageReading {
+        let f = |id: &str, kind, cells, marks| FieldReading {
+            id: id.into(),
+            kind,
+            cells,
+            marks,
+            image: image::GrayImage::new(1, 1),
+        };
+        PageReading {
+            form: "t".into(),
+            side: "t".into(),
+            fields: vec![
+                f("atena_no", FieldKind::Digits, digits(atena, 0.999), vec![]),
+                f(
+                    "birth_date",
+                    FieldKind::Date,
+                    digits(birth, 0.999),
+                    era.into_iter().map(mark).collect(),
+                ),
+                f(
+                    "my_number",
+                    FieldKind::Digits,
+                    digits(my_number, 0.999),
+                    vec![],
+                ),
+            ],
+        }
+    }
+
+    #[test]
+    fn a_clean_page_passes_and_exposes_its_keys() {
+        use MarkState::{Empty, Marked};
+        let t = page_template();
+        let side = &t.sides[0];
+        let v = validate(
+            &t,
+            side,
+            &page("0012", "640107", [Marked, Empty, Empty], "123456789018"),
+        );
+        assert!(v.reasons.is_empty(), "{:?}", v.reasons);
+        assert_eq!(v.atena_no(), Some("0012"));
+        assert_eq!(v.birth_date(), d(1989, 1, 7));
+        assert_eq!(
+            v.fields["my_number"].value,
+            serde_json::json!("123456789018")
+        );
+
+        // 昭和64年1月8日 did not exist; a wrong check digit is its own reason.
+        let v = validate(
+            &t,
+            side,
+            &page("0012", "640108", [Marked, Empty, Empty], "123456789017"),
+        );
+        assert_eq!(v.reasons, ["invalid:birth_date", "check_digit:my_number"]);
+        assert_eq!(v.birth_date(), None);
+        assert_eq!(v.atena_no(), Some("0012"));
+
+        let v = validate(
+            &t,
+            side,
+            &page("0_12", "040229", [Empty, Marked, Marked], "____________"),
+        );
+        assert_eq!(
+            v.reasons,
+            [
+                "invalid:atena_no",
+                "multiple_marks:birth_date",
+                "missing:my_number"
+            ]
+        );
+        assert_eq!((v.atena_no(), v.birth_date()), (None, None));
+
+        // 平成4年2月29日 (1992, a leap year) with the era box faint.
+        let mut p = page("0012", "040229", [Empty, Marked, Empty], "123456789018");
+        p.fields[1].marks[1] = mark(MarkState::Uncertain);
+        let v = validate(&t, side, &p);
+        assert_eq!(v.reasons, ["low_confidence:birth_date"]);
+        p.fields[1].marks[1] = mark(Marked);
+        p.fields[0].cells[3].confidence = 0.5;
+        let v = validate(&t, side, &p);
+        assert_eq!(v.reasons, ["low_confidence:atena_no"]);
+        assert_eq!(v.birth_date(), d(1992, 2, 29));
+        assert_eq!(v.atena_no(), None);
+    }
+
+    #[test]
+    fn only_one_leading_box_of_a_short_number_may_be_blank() {
+        let mut weeks = field(FieldKind::Digits, 3, 0);
+        weeks.range = Some([4, 42]);
+        let got = validate_field(
+            &weeks,
+            &reading(FieldKind::Digits, digits("__9", 0.99), vec![]),
+            0.9,
+        );
+        assert_eq!(got.status, FieldStatus::Invalid);
+        let atena = field(FieldKind::Digits, 3, 0);
+        let got = validate_field(
+            &atena,
+            &reading(FieldKind::Digits, digits("_12", 0.99), vec![]),
+            0.9,
+        );
+        assert_eq!(got.status, FieldStatus::Invalid);
+    }
+
+    fn marks(states: &[MarkState]) -> Vec<MarkReading> {
+        states.iter().map(|&s| mark(s)).collect()
+    }
+
+    fn heisei() -> Vec<MarkReading> {
+        marks(&[MarkState::Empty, MarkState::Marked, MarkState::Empty])
+    }
+
+    #[test]
+    fn era_boundaries_read_from_boxes() {
+        let f = field(FieldKind::Date, 6, 3);
+        let showa = marks(&[MarkState::Marked, MarkState::Empty, MarkState::Empty]);
+        let reiwa = marks(&[MarkState::Empty, MarkState::Empty, MarkState::Marked]);
+        let cases = [
+            (showa.clone(), "640107", Some("1989-01-07")),
+            (showa, "640108", None),
+            (heisei(), "310430", Some("2019-04-30")),
+            (heisei(), "310501", None),
+            (reiwa.clone(), "010501", Some("2019-05-01")),
+            (reiwa.clone(), "010430", None),
+            (reiwa.clone(), "000601", None),
+            (reiwa.clone(), "060229", Some("2024-02-29")),
+            (reiwa, "070229", None),
+            (heisei(), "040229", Some("1992-02-29")),
+        ];
+        for (m, digits_read, want) in cases {
+            let got = validate_field(
+                &f,
+                &reading(FieldKind::Date, digits(digits_read, 0.999), m),
+                0.9,
+            );
+            match want {
+                Some(date) => assert_eq!(
+                    (got.value, got.status),
+                    (serde_json::json!(date), FieldStatus::Ok),
+                    "{digits_read}"
+                ),
+                None => assert_eq!(got.status, FieldStatus::Invalid, "{digits_read}"),
+            }
+        }
+    }
+
+    #[test]
+    fn a_printed_era_needs_no_box() {
+        let mut f = field(FieldKind::Date, 6, 0);
+        f.era = Some(Era::Reiwa);
+        let got = validate_field(
+            &f,
+            &reading(FieldKind::Date, digits("080315", 0.999), vec![]),
+            0.9,
+        );
+        assert_eq!(got.value, serde_json::json!("2026-03-15"));
+        let blank = validate_field(
+            &f,
+            &reading(FieldKind::Date, digits("______", 0.999), vec![]),
+            0.9,
+        );
+        assert_eq!(blank.status, FieldStatus::Missing);
+        let partial = validate_field(
+            &f,
+            &reading(FieldKind::Date, digits("08_315", 0.999), vec![]),
+            0.9,
+        );
+        assert_eq!(
+            (partial.value, partial.status),
+            (serde_json::json!("令和08-_3-15"), FieldStatus::Invalid)
+        );
+    }
+
+    #[test]
+    fn a_date_without_a_ticked_era_is_not_guessed() {
+        let f = field(FieldKind::Date, 6, 3);
+        let none = marks(&[MarkState::Empty; 3]);
+        let got = validate_field(
+            &f,
+            &reading(FieldKind::Date, digits("020401", 0.999), none),
+            0.9,
+        );
+        assert_eq!(got.status, FieldStatus::Invalid);
+        let faint = marks(&[MarkState::Empty, MarkState::Uncertain, MarkState::Empty]);
+        let got = validate_field(
+            &f,
+            &reading(FieldKind::Date, digits("020401", 0.999), faint),
+            0.9,
+        );
+        assert_eq!(got.status, FieldStatus::LowConfidence);
+        // A ticked era with a doubtful second box is read but not trusted.
+        let doubt = marks(&[MarkState::Empty, MarkState::Marked, MarkState::Uncertain]);
+        let got = validate_field(
+            &f,
+            &reading(FieldKind::Date, digits("020401", 0.999), doubt),
+            0.9,
+        );
+        assert_eq!(
+            (got.value, got.status),
+            (serde_json::json!("1990-04-01"), FieldStatus::LowConfidence)
+        );
+    }
+
+    #[test]
+    fn identifiers_fill_every_box_and_unreadable_cells_are_invalid() {
+        let f = field(FieldKind::Digits, 4, 0);
+        for read in ["_234", "123_"] {
+            let got = validate_field(
+                &f,
+                &reading(FieldKind::Digits, digits(read, 0.999), vec![]),
+                0.9,
+            );
+            assert_eq!(
+                (got.value, got.status),
+                (serde_json::json!(read), FieldStatus::Invalid)
+            );
+        }
+        let mut cells = digits("1234", 0.999);
+        cells[1] = cell(None, 0.0);
+        let got = validate_field(&f, &reading(FieldKind::Digits, cells, vec![]), 0.9);
+        assert_eq!(
+            (got.value, got.status),
+            (serde_json::json!("1?34"), FieldStatus::Invalid)
+        );
+        // Nothing but an unreadable cell is not a blank field.
+        let mut cells = digits("____", 0.999);
+        cells[0] = cell(None, 0.1);
+        let got = validate_field(&f, &reading(FieldKind::Digits, cells, vec![]), 0.9);
+        assert_eq!(got.status, FieldStatus::Invalid);
+        // A box missing from the reading is not a shorter number.
+        let got = validate_field(
+            &f,
+            &reading(FieldKind::Digits, digits("123", 0.999), vec![]),
+            0.9,
+        );
+        assert_eq!(got.status, FieldStatus::Invalid);
+    }
+
+    #[test]
+    fn gestation_weeks_may_leave_one_box_blank() {
+        let mut f = field(FieldKind::Digits, 2, 0);
+        f.range = Some([4, 42]);
+        for read in ["_9", "9_"] {
+            let got = validate_field(
+                &f,
+                &reading(FieldKind::Digits, digits(read, 0.999), vec![]),
+                0.9,
+            );
+            assert_eq!(
+                (got.value, got.status),
+                (serde_json::json!("9"), FieldStatus::Ok),
+                "{read}"
+            );
+        }
+        for (read, want) in [
+            ("_3", FieldStatus::Invalid),
+            ("04", FieldStatus::Ok),
+            ("42", FieldStatus::Ok),
+        ] {
+            let got = validate_field(
+                &f,
+                &reading(FieldKind::Digits, digits(read, 0.999), vec![]),
+                0.9,
+            );
+            assert_eq!(got.status, want, "{read}");
+        }
+        // A blank box the reader doubts is not trusted as blank.
+        let mut cells = digits("_9", 0.999);
+        cells[0].confidence = 0.7;
+        let got = validate_field(&f, &reading(FieldKind::Digits, cells, vec![]), 0.9);
+        assert_eq!(got.status, FieldStatus::LowConfidence);
+    }
+
+    #[test]
+    fn my_number_check_digit_is_enforced_on_the_field() {
+        let mut f = field(FieldKind::Digits, 12, 0);
+        f.check = Some(CheckScheme::MyNumber);
+        let ok = validate_field(
+            &f,
+            &reading(FieldKind::Digits, digits("123456789018", 0.999), vec![]),
+            0.9,
+        );
+        assert_eq!(ok.status, FieldStatus::Ok);
+        let bad = validate_field(
+            &f,
+            &reading(FieldKind::Digits, digits("123456789013", 0.999), vec![]),
+            0.9,
+        );
+        assert_eq!(bad.status, FieldStatus::CheckDigit);
+        // r <= 1 gives check digit 0: 00000000006 sums to 12, r = 1.
+        assert_eq!(my_number_check_digit(&[0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 6]), 0);
+    }
+
+    #[test]
+    fn multiple_choice_is_a_sorted_list_and_blank_is_missing_when_required() {
+        let mut f = field(FieldKind::Multi, 0, 4);
+        let got = validate_field(
+            &f,
+            &reading(
+                FieldKind::Multi,
+                vec![],
+                marks(&[
+                    MarkState::Marked,
+                    MarkState::Empty,
+                    MarkState::Empty,
+                    MarkState::Marked,
+                ]),
+            ),
+            0.8,
+        );
+        assert_eq!(
+            (got.value, got.status),
+            (serde_json::json!([1, 4]), FieldStatus::Ok)
+        );
+        let none = reading(FieldKind::Multi, vec![], marks(&[MarkState::Empty; 4]));
+        assert_eq!(validate_field(&f, &none, 0.8).status, FieldStatus::Missing);
+        f.required = false;
+        let got = validate_field(&f, &none, 0.8);
+        assert_eq!(
+            (got.value, got.status),
+            (serde_json::json!([]), FieldStatus::Ok)
+        );
+    }
+
+    #[test]
+    fn a_page_lists_reasons_in_template_order() {
+        let mut weeks = field(FieldKind::Digits, 2, 0);
+        weeks.id = "gestation_weeks".into();
+        weeks.range = Some([4, 42]);
+        let mut answer = field(FieldKind::Single, 0, 2);
+        answer.id = "q".into();
+        let mut optional = field(FieldKind::Single, 0, 2);
+        optional.id = "q_optional".into();
+        optional.required = false;
+        let mut atena = field(FieldKind::Digits, 4, 0);
+        atena.id = "atena_no".into();
+        atena.min_confidence = None;
+        let side = Side {
+            id: "s".into(),
+            code: 1,
+            read: true,
+            texts: vec![],
+            fields: vec![weeks, answer, optional, atena],
+        };
+        let template = Template {
+            id: "t".into(),
+            title: "t".into(),
+            version: "1".into(),
+            page: crate::template::PageSpec {
+                width_mm: 210.0,
+                height_mm: 297.0,
+            },
+            marks: crate::template::MarkSpec {
+                size_mm: 6.0,
+                centres_mm: [[0.0; 2]; 4],
+            },
+            id_code: crate::template::IdCodeSpec {
+                x_mm: 0.0,
+                y_mm: 0.0,
+                cell_mm: 3.0,
+            },
+            defaults: crate::template::Defaults::default(),
+            sides: vec![side.clone()],
+            output: crate::template::OutputSpec {
+                encoding: crate::template::OutputEncoding::Cp932,
+                line_ending: crate::template::LineEnding::Crlf,
+                date_format: "%Y%m%d".into(),
+                multi_separator: ";".into(),
+                columns: vec![],
+            },
+        };
+        let with_id = |mut r: FieldReading, id: &str| {
+            r.id = id.into();
+            r
+        };
+        let page = PageReading {
+            form: "t".into(),
+            side: "s".into(),
+            fields: vec![
+                with_id(
+                    reading(FieldKind::Digits, digits("50", 0.999), vec![]),
+                    "gestation_weeks",
+                ),
+                with_id(
+                    reading(
+                        FieldKind::Single,
+                        vec![],
+                        marks(&[MarkState::Empty, MarkState::Empty]),
+                    ),
+                    "q",
+                ),
+                with_id(
+                    reading(
+                        FieldKind::Single,
+                        vec![],
+                        marks(&[MarkState::Empty, MarkState::Empty]),
+                    ),
+                    "q_optional",
+                ),
+                // Defaults: digit threshold 0.9.
+                with_id(
+                    reading(FieldKind::Digits, digits("1234", 0.85), vec![]),
+                    "atena_no",
+                ),
+            ],
+        };
+        let v = validate(&template, &side, &page);
+        assert_eq!(
+            v.reasons,
+            [
+                "invalid:gestation_weeks",
+                "missing:q",
+                "low_confidence:atena_no"
+            ]
+        );
+        assert_eq!(v.fields["q_optional"].status, FieldStatus::Ok);
+        assert_eq!(v.fields["q_optional"].value, serde_json::Value::Null);
+        assert_eq!(v.atena_no(), None, "a doubtful atena_no is not a key");
+        assert_eq!(v.fields["atena_no"].value, serde_json::json!("1234"));
+        let json = serde_json::to_value(&v.fields["gestation_weeks"]).unwrap();
+        assert_eq!(json["status"], "invalid");
     }
 }
