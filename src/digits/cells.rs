@@ -154,6 +154,7 @@ pub fn render_cell(content: Content<'_>, rng: &mut impl Rng) -> GrayImage {
         let pen: f32 = rng.gen_range(0.6..1.0);
         let (sin, cos) = angle.sin_cos();
         let scale = size / 28.0;
+        let mut stroke = vec![0.0f32; (w * h) as usize];
         for y in 0..h {
             for x in 0..w {
                 // Map cell pixel back into MNIST coordinates.
@@ -165,9 +166,18 @@ pub fn render_cell(content: Content<'_>, rng: &mut impl Rng) -> GrayImage {
                 let my = ry + 14.0;
                 let v = sample(pixels, mx, my);
                 let v = ((v + weight) / (1.0 + weight.max(0.0))).clamp(0.0, 1.0) * pen;
-                let i = (y * w + x) as usize;
-                ink[i] = ink[i].max(v);
+                stroke[(y * w + x) as usize] = v;
             }
+        }
+        // The pen itself, at scan resolution: a felt pen or a worn ballpoint
+        // changes stroke width by a pixel or so whatever the digit's size.
+        let stroke = match rng.gen_range(0..10) {
+            0 | 1 => thicken(&stroke, w as usize, h as usize),
+            2 => thin(&stroke, w as usize, h as usize),
+            _ => stroke,
+        };
+        for (i, v) in ink.iter_mut().zip(stroke) {
+            *i = i.max(v);
         }
     }
 
@@ -182,31 +192,59 @@ pub fn render_cell(content: Content<'_>, rng: &mut impl Rng) -> GrayImage {
         }
     }
 
-    let blur = rng.gen_bool(0.6);
+    // Scanner optics and JPEG compression soften edges; twice for the
+    // softest office scanners.
+    for _ in 0..rng.gen_range(0..5) / 2 {
+        ink = soften(&ink, w as usize, h as usize);
+    }
     let noise: f32 = rng.gen_range(0.0..12.0);
     GrayImage::from_fn(w, h, |x, y| {
-        let mut v = ink[(y * w + x) as usize];
-        if blur {
-            let mut acc = 0.0;
-            let mut n = 0.0;
-            for (dx, dy, k) in [
-                (0i32, 0i32, 4.0f32),
-                (-1, 0, 1.0),
-                (1, 0, 1.0),
-                (0, -1, 1.0),
-                (0, 1, 1.0),
-            ] {
-                let (xx, yy) = (x as i32 + dx, y as i32 + dy);
-                if xx >= 0 && yy >= 0 && xx < w as i32 && yy < h as i32 {
-                    acc += k * ink[(yy as u32 * w + xx as u32) as usize];
-                    n += k;
-                }
-            }
-            v = acc / n;
-        }
+        let v = ink[(y * w + x) as usize];
         let g = paper * (1.0 - v) + 15.0 * v + rng.gen_range(-noise..=noise);
         Luma([g.clamp(0.0, 255.0) as u8])
     })
+}
+
+/// The four-neighbourhood of pixel `i` that lies inside the image.
+fn neighbours(i: usize, w: usize, h: usize) -> impl Iterator<Item = usize> {
+    let (x, y) = (i % w, i / w);
+    [
+        (x > 0).then(|| i - 1),
+        (x + 1 < w).then(|| i + 1),
+        (y > 0).then(|| i - w),
+        (y + 1 < h).then(|| i + w),
+    ]
+    .into_iter()
+    .flatten()
+}
+
+/// A cross-shaped blur, centre weighted 4:1.
+fn soften(ink: &[f32], w: usize, h: usize) -> Vec<f32> {
+    (0..ink.len())
+        .map(|i| {
+            let (acc, n) =
+                neighbours(i, w, h).fold((4.0 * ink[i], 4.0), |(a, n), j| (a + ink[j], n + 1.0));
+            acc / n
+        })
+        .collect()
+}
+
+/// Grey dilation by one pixel.
+fn thicken(ink: &[f32], w: usize, h: usize) -> Vec<f32> {
+    (0..ink.len())
+        .map(|i| neighbours(i, w, h).fold(ink[i], |m, j| m.max(ink[j])))
+        .collect()
+}
+
+/// Half an erosion: edges fade to half strength, so a two-pixel stroke
+/// gets fainter rather than vanishing.
+fn thin(ink: &[f32], w: usize, h: usize) -> Vec<f32> {
+    (0..ink.len())
+        .map(|i| {
+            let m = neighbours(i, w, h).fold(ink[i], |m, j| m.min(ink[j]));
+            0.5 * (ink[i] + m)
+        })
+        .collect()
 }
 
 fn sample(p: &[f32], x: f32, y: f32) -> f32 {
@@ -261,12 +299,61 @@ mod tests {
         assert_eq!(japanese_habit(&one(), 3, &mut rng), one());
     }
 
+    /// A 7: bar on rows 5–6, diagonal stem down to the bottom left.
+    fn seven() -> Vec<f32> {
+        let mut p = vec![0.0; 784];
+        for x in 8..22 {
+            p[5 * 28 + x] = 1.0;
+            p[6 * 28 + x] = 1.0;
+        }
+        for y in 7..24 {
+            let x = 21 - (y - 7) / 2;
+            p[y * 28 + x] = 1.0;
+            p[y * 28 + x - 1] = 1.0;
+        }
+        p
+    }
+
     #[test]
-    fn a_crossed_seven_has_a_bar_through_the_stem() {
-        let mut rng = StdRng::seed_from_u64(4);
-        let crossed = japanese_habit(&one(), 7, &mut rng);
-        let row_width = |p: &[f32], y: usize| (0..28).filter(|&x| p[y * 28 + x] > 0.5).count();
-        let widest = (0..28).map(|y| row_width(&crossed, y)).max().unwrap_or(0);
-        assert!(widest >= 7, "bar {widest} px wide");
+    fn sevens_get_either_a_hook_or_a_crossbar() {
+        let ink = |p: &[f32], ys: std::ops::Range<usize>, xs: std::ops::Range<usize>| {
+            ys.flat_map(|y| xs.clone().map(move |x| (x, y)))
+                .map(|(x, y)| p[y * 28 + x])
+                .sum::<f32>()
+        };
+        let (mut hooks, mut bars) = (0, 0);
+        for seed in 0..20 {
+            let p = japanese_habit(&seven(), 7, &mut StdRng::seed_from_u64(seed));
+            // Hook: below the bar's left end. Crossbar: across the lower
+            // stem. Either adds ink where a plain 7 has none.
+            let added = |ys: std::ops::Range<usize>, xs: std::ops::Range<usize>| {
+                ink(&p, ys.clone(), xs.clone()) - ink(&seven(), ys, xs)
+            };
+            let hook = added(7..12, 3..13) > 2.0;
+            let bar = added(12..22, 0..28) > 3.0;
+            assert!(hook != bar, "seed {seed}: hook {hook}, bar {bar}");
+            hooks += hook as usize;
+            bars += bar as usize;
+        }
+        assert!(hooks >= 3 && bars >= 3, "{hooks} hooks, {bars} crossbars");
+    }
+
+    #[test]
+    fn pen_width_changes_by_a_pixel() {
+        let (w, h) = (12, 10);
+        let mut stroke = vec![0.0; w * h];
+        for y in 0..h {
+            stroke[y * w + 5] = 1.0;
+            stroke[y * w + 6] = 1.0;
+        }
+        let width = |p: &[f32], level: f32| (0..w).filter(|&x| p[4 * w + x] > level).count();
+        assert_eq!(width(&thicken(&stroke, w, h), 0.9), 4);
+        let thinner = thin(&stroke, w, h);
+        assert_eq!(width(&thinner, 0.4), 2, "a thin stroke must survive");
+        assert_eq!(width(&thinner, 0.6), 0);
+        let soft = soften(&stroke, w, h);
+        assert!(soft[4 * w + 4] > 0.1 && soft[4 * w + 5] < 1.0);
+        let total = |p: &[f32]| p.iter().sum::<f32>();
+        assert!((total(&soft) - total(&stroke)).abs() < 0.5);
     }
 }
