@@ -88,8 +88,14 @@ pub enum RegisterError {
         path: PathBuf,
         source: std::io::Error,
     },
-    #[error("register {path}: neither UTF-8 nor CP932 (undecodable bytes near byte {offset})")]
-    Encoding { path: PathBuf, offset: usize },
+    #[error("register {path} line {line}: neither UTF-8 nor CP932 (bytes {bytes} at byte offset {offset} cannot be decoded)")]
+    Encoding {
+        path: PathBuf,
+        line: usize,
+        offset: usize,
+        /// The offending bytes in hex, e.g. `FF FF`.
+        bytes: String,
+    },
     #[error("register {path} line {line}: {problem}")]
     Malformed {
         path: PathBuf,
@@ -126,9 +132,11 @@ impl Register {
             path: path.to_path_buf(),
             source,
         })?;
-        let text = decode_text(&bytes).map_err(|offset| RegisterError::Encoding {
+        let text = decode_text(&bytes).map_err(|bad| RegisterError::Encoding {
             path: path.to_path_buf(),
-            offset,
+            line: bad.line,
+            offset: bad.offset,
+            bytes: bad.bytes,
         })?;
         Register::parse(&text, mapping).map_err(|e| e.at(path))
     }
@@ -157,7 +165,7 @@ impl Register {
             headers
                 .iter()
                 .position(|h| h.trim() == name)
-                .ok_or_else(|| malformed(1, format!("no column named {name:?} in the header")))
+                .ok_or_else(|| bad(1, name, "no such column in the header"))
         };
         let (ia, ib, iname) = (
             col(&mapping.atena_no)?,
@@ -237,18 +245,51 @@ impl RegisterError {
     }
 }
 
-/// UTF-8 (with or without BOM) when valid, else CP932; `Err(offset)` when
-/// neither decodes cleanly.
-pub fn decode_text(bytes: &[u8]) -> Result<String, usize> {
+/// Where a register is neither UTF-8 nor CP932.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Undecodable {
+    /// 1-based line of the first byte CP932 cannot decode.
+    pub line: usize,
+    /// Byte offset in the file (after any UTF-8 BOM).
+    pub offset: usize,
+    pub bytes: String,
+}
+
+/// UTF-8 (with or without BOM) when valid, else CP932. A file that is
+/// valid UTF-8 is taken as UTF-8 even if it would also decode as CP932:
+/// the converse guess would turn every kana of a UTF-8 file into mojibake,
+/// while CP932 text almost never happens to be valid UTF-8.
+pub fn decode_text(bytes: &[u8]) -> Result<String, Undecodable> {
     let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
-    match std::str::from_utf8(bytes) {
-        Ok(s) => Ok(s.to_string()),
-        Err(utf8_err) => {
-            let (text, had_errors) = encoding_rs::SHIFT_JIS.decode_without_bom_handling(bytes);
-            if had_errors {
-                Err(utf8_err.valid_up_to())
-            } else {
-                Ok(text.into_owned())
+    if let Ok(s) = std::str::from_utf8(bytes) {
+        return Ok(s.to_string());
+    }
+    let mut decoder = encoding_rs::SHIFT_JIS.new_decoder_without_bom_handling();
+    let mut text = String::with_capacity(bytes.len() * 3 / 2 + 16);
+    let mut read = 0;
+    loop {
+        let (result, n) =
+            decoder.decode_to_string_without_replacement(&bytes[read..], &mut text, true);
+        read += n;
+        match result {
+            encoding_rs::DecoderResult::InputEmpty => return Ok(text),
+            encoding_rs::DecoderResult::OutputFull => {
+                text.reserve(bytes.len() - read + 16);
+            }
+            encoding_rs::DecoderResult::Malformed(bad, after) => {
+                // `read` is past the malformed bytes and the `after` bytes
+                // the decoder looked at beyond them.
+                let end = read - after as usize;
+                let start = end - bad as usize;
+                return Err(Undecodable {
+                    line: 1 + bytes[..start].iter().filter(|&&b| b == b'\n').count(),
+                    offset: start,
+                    bytes: bytes[start..end]
+                        .iter()
+                        .map(|b| format!("{b:02X}"))
+                        .collect::<Vec<_>>()
+                        .join(" "),
+                });
             }
         }
     }
@@ -313,6 +354,22 @@ fn candidates(
     if let Some(a) = atena_no {
         if let Some(&row) = register.by_atena.get(a) {
             offer(row, 2, "addressee number matches; birthdate differs".into());
+            // The era box one off (平成 ticked for 昭和 …) moves the year by
+            // the difference of the adjacent eras' offsets; a birthdate that
+            // differs by exactly that is the likelier explanation.
+            if let Some(b) = birth_date {
+                let theirs = register.people[row].birth_date;
+                let shift = theirs.year() - b.year();
+                if (theirs.month(), theirs.day()) == (b.month(), b.day())
+                    && ERA_SHIFTS.contains(&shift)
+                {
+                    offer(
+                        row,
+                        1,
+                        "addressee number matches; birthdate as if the era box were one off".into(),
+                    );
+                }
+            }
         }
     }
     if !read.is_empty() {
@@ -370,24 +427,16 @@ fn candidates(
                 );
             }
         }
-        // The era box one off (平成 ticked for 昭和 …) shifts the year by the
-        // difference of the era offsets; try the neighbours' offsets.
-        for shift in [-63i32, 63, -30, 30, -31, 31] {
-            let Some(alt) = NaiveDate::from_ymd_opt(b.year() + shift, b.month(), b.day()) else {
-                continue;
-            };
-            for &row in register.by_birth.get(&alt).into_iter().flatten() {
-                if read.iter().collect::<String>() == register.people[row].atena_no {
-                    offer(row, 2, "same addressee number; era box one off".into());
-                }
-            }
-        }
     }
     let mut out: Vec<Candidate> = found.into_values().collect();
     out.sort_by_key(|c| (c.distance, c.row));
     out.truncate(3);
     out
 }
+
+/// Year differences between adjacent eras: 昭和↔平成 (1988 − 1925) and
+/// 平成↔令和 (2018 − 1988).
+const ERA_SHIFTS: [i32; 4] = [-63, 63, -30, 30];
 
 fn edit_distance(a: &[char], b: &[char]) -> usize {
     let mut prev: Vec<usize> = (0..=b.len()).collect();
@@ -492,5 +541,82 @@ mod tests {
     #[test]
     fn a_person_debug_shows_nothing_personal() {
         assert_eq!(format!("{:?}", reg().people[0]), "Person { .. }");
+    }
+    #[test]
+    fn registers_load_as_utf8_with_bom_or_cp932_from_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let sjis = dir.path().join("sjis.csv");
+        std::fs::write(&sjis, encoding_rs::SHIFT_JIS.encode(REG).0).unwrap();
+        let bom = dir.path().join("bom.csv");
+        std::fs::write(&bom, [b"\xEF\xBB\xBF".as_slice(), REG.as_bytes()].concat()).unwrap();
+        for p in [&sjis, &bom] {
+            let r = Register::load(p, &RegisterMapping::default()).unwrap();
+            assert_eq!(r.len(), 4);
+            assert_eq!(r.people[1].name, "鈴木一美");
+        }
+        let broken = dir.path().join("broken.csv");
+        std::fs::write(
+            &broken,
+            b"atena_no,name,birth_date\n1,\x82\xA0,1990-01-01\n2,\xFF,1990-01-02\n",
+        )
+        .unwrap();
+        let e = Register::load(&broken, &RegisterMapping::default())
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(e.contains("line 3") && e.contains("FF"), "{e}");
+    }
+
+    #[test]
+    fn mapped_columns_and_their_errors() {
+        let mapping = RegisterMapping {
+            atena_no: "宛名番号".into(),
+            birth_date: "生年月日".into(),
+            name: "氏名".into(),
+        };
+        let r =
+            Register::parse("氏名,宛名番号,生年月日\n山田,0001,1990/01/02\n", &mapping).unwrap();
+        assert_eq!(r.people[0].birth_date, date("1990-01-02"));
+        let e = Register::parse("氏名,宛名,生年月日\n山田,0001,1990/01/02\n", &mapping)
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(e.contains("line 1, column 宛名番号"), "{e}");
+        let e = Register::parse(
+            "氏名,宛名番号,生年月日\n山田,0001,1990/01/02\n川田, ,1990/01/03\n",
+            &mapping,
+        )
+        .err()
+        .unwrap()
+        .to_string();
+        assert!(e.contains("line 3, column 宛名番号: empty"), "{e}");
+    }
+
+    #[test]
+    fn candidates_explain_swaps_and_era_slips_but_never_match() {
+        let r = reg();
+        // Cells 9 and 10 swapped, birthdate right: offered, still not found.
+        let m = match_person(&r, Some("0000012354"), Some(date("1992-04-01")), &[]);
+        assert_eq!(m.outcome, MatchOutcome::RegisterNotFound);
+        assert!(!m.is_match());
+        assert!(m
+            .candidates
+            .iter()
+            .any(|c| c.row == 0 && c.why.contains("swapped")));
+        // 平成2年2月2日 with 昭和 ticked reads as a valid 昭和2年, 1927.
+        let m = match_person(&r, Some("0000054321"), Some(date("1927-02-02")), &[]);
+        assert_eq!(m.outcome, MatchOutcome::BirthdateMismatch { row: 3 });
+        assert!(
+            m.candidates[0].why.contains("era box"),
+            "{:?}",
+            m.candidates
+        );
+        assert!(m.candidates.len() <= 3);
+        // No personal data in what a log line would show.
+        let shown = format!("{:?}", m);
+        assert!(
+            !shown.contains("高橋") && !shown.contains("1988"),
+            "{shown}"
+        );
     }
 }
