@@ -9,14 +9,14 @@
 use crate::digits::ReaderInfo;
 use crate::template::{FieldKind, LineEnding, OutputEncoding, Template};
 use crate::validate::{FieldResult, FieldStatus};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
 /// One page, as it appears in records.jsonl.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct PageRecord {
     /// Path relative to the inbox.
     pub source: String,
@@ -36,14 +36,14 @@ pub struct PageRecord {
     pub turned: bool,
     /// Entered through review rather than read.
     pub corrected: bool,
-    #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub candidates: Vec<CandidateView>,
     /// PNG images of the fields staff should look at, by field id.
     #[serde(skip)]
     pub images: Vec<(String, Vec<u8>)>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum PageStatus {
     Validated,
@@ -53,7 +53,7 @@ pub enum PageStatus {
 }
 
 /// A register row offered to staff.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct CandidateView {
     pub atena_no: String,
     pub name: String,
@@ -61,12 +61,15 @@ pub struct CandidateView {
     pub why: String,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct QuarantineEntry {
     pub source: String,
     pub reason: String,
     /// Where the copy is, relative to OUT.
     pub stored_as: String,
+    /// False when the file itself could not be read: only the reason file
+    /// was written, and staff must fetch the original from the inbox.
+    pub copied: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -95,6 +98,16 @@ pub enum EmitError {
     },
     #[error("batch {0} already exists; choose another batch id")]
     BatchExists(String),
+    #[error("batch id {0:?} is not usable as a folder name (letters, digits, '-', '_', '.'; not starting with '.')")]
+    BadBatchId(String),
+    #[error(
+        "{source_file} page {page} is validated as form {form:?}, but no such template was given"
+    )]
+    UnknownForm {
+        source_file: String,
+        page: usize,
+        form: String,
+    },
     #[error("{source_file} page {page}, column {column}: a character cannot be encoded in CP932 ({character:?}); fix the value or emit UTF-8")]
     Unencodable {
         source_file: String,
@@ -142,14 +155,17 @@ fn io_err(path: &Path) -> impl Fn(std::io::Error) -> EmitError + '_ {
     }
 }
 
-/// Creates a folder (and parents) readable by the owner only.
+/// Creates a folder (and parents) readable by the owner only. The mode is
+/// set again afterwards because the builder's mode only applies to folders
+/// it creates and is narrowed by the umask.
 fn private_dir(path: &Path) -> Result<(), EmitError> {
-    use std::os::unix::fs::DirBuilderExt;
+    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
     std::fs::DirBuilder::new()
         .recursive(true)
         .mode(0o700)
         .create(path)
-        .map_err(io_err(path))
+        .map_err(io_err(path))?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o700)).map_err(io_err(path))
 }
 
 /// Writes a file readable by the owner only, and flushes it to disk.
@@ -163,6 +179,9 @@ fn private_file(path: &Path, bytes: &[u8]) -> Result<(), EmitError> {
         .mode(0o600)
         .open(path)
         .map_err(io_err(path))?;
+    // An existing file keeps its old mode through `open`; narrow it first.
+    f.set_permissions(std::os::unix::fs::PermissionsExt::from_mode(0o600))
+        .map_err(io_err(path))?;
     f.write_all(bytes).map_err(io_err(path))?;
     f.sync_all().map_err(io_err(path))
 }
@@ -175,6 +194,18 @@ pub fn write_batch(
     quarantined: &[QuarantineEntry],
     info: &BatchInfo,
 ) -> Result<BatchSummary, EmitError> {
+    check_batch_id(batch_id)?;
+    // A validated page with no template would silently miss every CSV.
+    if let Some(r) = records.iter().find(|r| {
+        r.status == PageStatus::Validated
+            && !templates.iter().any(|t| r.form.as_deref() == Some(&t.id))
+    }) {
+        return Err(EmitError::UnknownForm {
+            source_file: r.source.clone(),
+            page: r.page,
+            form: r.form.clone().unwrap_or_default(),
+        });
+    }
     let batches = out_dir.join("batches");
     private_dir(&batches)?;
     let final_dir = batches.join(batch_id);
@@ -221,7 +252,10 @@ pub fn write_batch(
         .iter()
         .filter(|r| matches!(r.status, PageStatus::Mismatch | PageStatus::Unreadable))
         .collect();
-    put("mismatches.csv", mismatches_csv(&needs_staff, &sensitive))?;
+    put(
+        "mismatches.csv",
+        mismatches_csv(&needs_staff, quarantined, &sensitive),
+    )?;
     put(
         "report.html",
         report_html(batch_id, &summary, &needs_staff, quarantined, &sensitive).into_bytes(),
@@ -256,8 +290,39 @@ pub fn write_batch(
     });
     let manifest = serde_json::to_vec_pretty(&manifest).expect("manifest serialises");
     private_file(&tmp.join("manifest.json"), &manifest)?;
+    // The core system's import robot takes a folder only once READY is in
+    // it, and READY is written after the folder is complete under its name.
+    sync_dir(&tmp)?;
     std::fs::rename(&tmp, &final_dir).map_err(io_err(&final_dir))?;
+    sync_dir(&batches)?;
+    private_file(&final_dir.join(READY), b"")?;
+    sync_dir(&final_dir)?;
     Ok(summary)
+}
+
+/// Name of the empty file that marks a batch folder as complete.
+pub const READY: &str = "READY";
+
+/// Makes a folder's entries (new files, a rename) durable.
+fn sync_dir(path: &Path) -> Result<(), EmitError> {
+    std::fs::File::open(path)
+        .and_then(|d| d.sync_all())
+        .map_err(io_err(path))
+}
+
+/// The batch id becomes a folder name under `batches/`: nothing that could
+/// climb out of it or hide it.
+fn check_batch_id(id: &str) -> Result<(), EmitError> {
+    let ok = !id.is_empty()
+        && !id.starts_with('.')
+        && id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+    if ok {
+        Ok(())
+    } else {
+        Err(EmitError::BadBatchId(id.into()))
+    }
 }
 
 /// The form's import CSV in its template layout.
@@ -410,8 +475,24 @@ fn shown_value(id: &str, f: &FieldResult, sensitive: &[String]) -> String {
     }
 }
 
-/// For staff, in UTF-8 with a BOM so that Excel opens it correctly.
-fn mismatches_csv(rows: &[&PageRecord], sensitive: &[String]) -> Vec<u8> {
+/// Excel runs a cell starting with one of these as a formula; a file name
+/// can start with anything, so such cells are shown as text.
+fn excel_safe(s: String) -> String {
+    if s.starts_with(['=', '+', '-', '@', '\t', '\r']) {
+        format!("'{s}")
+    } else {
+        s
+    }
+}
+
+/// For staff, in UTF-8 with a BOM: Excel then opens it correctly, and a
+/// name the register holds outside CP932 can still be shown. Quarantined
+/// files are listed too, since staff must handle them as well.
+fn mismatches_csv(
+    rows: &[&PageRecord],
+    quarantined: &[QuarantineEntry],
+    sensitive: &[String],
+) -> Vec<u8> {
     let mut w = csv::WriterBuilder::new()
         .terminator(csv::Terminator::CRLF)
         .from_writer(b"\xEF\xBB\xBF".to_vec());
@@ -455,7 +536,24 @@ fn mismatches_csv(rows: &[&PageRecord], sensitive: &[String]) -> Vec<u8> {
                     .unwrap_or_default(),
             );
         }
-        w.write_record(&line).expect("in-memory csv");
+        w.write_record(line.into_iter().map(excel_safe))
+            .expect("in-memory csv");
+    }
+    for q in quarantined {
+        let line = [
+            q.source.clone(),
+            String::new(),
+            q.source.split('/').next().unwrap_or_default().to_string(),
+            String::new(),
+            "quarantined".to_string(),
+            q.reason.clone(),
+            String::new(),
+            String::new(),
+            String::new(),
+            String::new(),
+        ];
+        w.write_record(line.into_iter().map(excel_safe))
+            .expect("in-memory csv");
     }
     w.into_inner().expect("in-memory csv")
 }
@@ -479,7 +577,9 @@ fn report_html(
     let mut h = String::new();
     let _ = write!(
         h,
-        "<!doctype html><html lang=\"ja\"><head><meta charset=\"utf-8\"><title>todoke {id}</title><style>\
+        "<!doctype html><html lang=\"ja\"><head><meta charset=\"utf-8\">\
+<meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'none'; img-src data:; style-src 'unsafe-inline'\">\
+<title>todoke {id}</title><style>\
 body{{font-family:sans-serif;margin:1.5em;background:#f6f6f4;color:#222}}\
 .sum td,.sum th{{padding:.3em .8em;text-align:right}}\
 .card{{background:#fff;border:1px solid #ccc;border-radius:6px;margin:1em 0;padding:.8em 1em}}\
@@ -546,6 +646,24 @@ table.c td{{padding:.1em .6em}}</style></head><body><h1>todoke batch {id}</h1>",
                 status = esc(&status),
             );
         }
+        // Doubtful fields the pipeline sent no image for are still listed.
+        for (id, f) in &r.fields {
+            if f.status == FieldStatus::Ok || r.images.iter().any(|(i, _)| i == id) {
+                continue;
+            }
+            let status = serde_json::to_value(f.status)
+                .ok()
+                .and_then(|v| v.as_str().map(String::from))
+                .unwrap_or_default();
+            let _ = write!(
+                h,
+                "<div class=\"field\"><div><b>{}</b><br>read: <span class=\"bad\">{}</span><br>confidence {:.3} · {}</div></div>",
+                esc(id),
+                esc(&shown_value(id, f, sensitive)),
+                f.confidence,
+                esc(&status),
+            );
+        }
         if !r.candidates.is_empty() {
             h.push_str("<div>Register candidates:<table class=\"c\">");
             for (i, c) in r.candidates.iter().enumerate() {
@@ -568,6 +686,11 @@ table.c td{{padding:.1em .6em}}</style></head><body><h1>todoke batch {id}</h1>",
 }
 
 /// Copies an unreadable file aside with its reason; the original stays.
+///
+/// `OUT/quarantine/` outlives batches, so a name already taken by a
+/// different file gets a numbered prefix instead of overwriting it. A file
+/// that cannot be read is not copied (an empty copy would look like the
+/// scan): its reason file says so and `copied` is false.
 pub fn quarantine(
     out_dir: &Path,
     src: &Path,
@@ -576,18 +699,38 @@ pub fn quarantine(
 ) -> Result<QuarantineEntry, EmitError> {
     let dir = out_dir.join("quarantine");
     private_dir(&dir)?;
-    let name = rel.replace('/', "__");
-    let target = dir.join(&name);
-    let bytes = std::fs::read(src).unwrap_or_default();
-    private_file(&target, &bytes)?;
+    let flat = rel.replace('/', "__");
+    let (bytes, reason_text) = match std::fs::read(src) {
+        Ok(b) => (Some(b), format!("{rel}\n{reason}\n")),
+        Err(e) => (
+            None,
+            format!("{rel}\n{reason}\nnot copied: the file could not be read ({e})\n"),
+        ),
+    };
+    let mut name = flat.clone();
+    for n in 2.. {
+        let target = dir.join(&name);
+        let taken = target.exists() || dir.join(format!("{name}.reason.txt")).exists();
+        let same = bytes
+            .as_ref()
+            .is_some_and(|b| std::fs::read(&target).is_ok_and(|old| &old == b));
+        if !taken || same {
+            break;
+        }
+        name = format!("{n}__{flat}");
+    }
+    if let Some(b) = &bytes {
+        private_file(&dir.join(&name), b)?;
+    }
     private_file(
         &dir.join(format!("{name}.reason.txt")),
-        format!("{rel}\n{reason}\n").as_bytes(),
+        reason_text.as_bytes(),
     )?;
     Ok(QuarantineEntry {
         source: rel.into(),
         reason: reason.into(),
         stored_as: format!("quarantine/{name}"),
+        copied: bytes.is_some(),
     })
 }
 
@@ -751,5 +894,206 @@ columns = [{ header = "宛名番号", value = "atena_no" }, { header = "回答",
             write_batch(dir.path(), "b1", &[template()], &[], &[], &info),
             Err(EmitError::BatchExists(_))
         ));
+    }
+
+    fn info() -> BatchInfo {
+        BatchInfo {
+            reader: ReaderInfo {
+                name: "test".into(),
+                version: "0".into(),
+            },
+            encoding: None,
+            started: "now".into(),
+        }
+    }
+
+    fn mode(p: &Path) -> u32 {
+        std::fs::metadata(p).unwrap().permissions().mode() & 0o777
+    }
+
+    #[test]
+    fn an_emoji_is_named_not_replaced() {
+        let t = template();
+        let mut r = record("honcho/a.png");
+        r.branch = "本町😀".into();
+        let mut t2 = t.clone();
+        t2.output.columns.push(crate::template::Column {
+            header: "受付".into(),
+            value: "@branch".into(),
+        });
+        match form_csv(&t2, &[&r], "b1", None) {
+            Err(EmitError::Unencodable {
+                source_file,
+                page,
+                column,
+                character,
+            }) => {
+                assert_eq!(
+                    (source_file.as_str(), page, column.as_str(), character),
+                    ("honcho/a.png", 1, "受付", '😀')
+                );
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn utf8_by_template_option_with_lf() {
+        let mut t = template();
+        t.output.encoding = OutputEncoding::Utf8;
+        t.output.line_ending = LineEnding::Lf;
+        let r = record("honcho/a.png");
+        let bytes = form_csv(&t, &[&r], "b1", None).unwrap();
+        assert_eq!(
+            String::from_utf8(bytes).unwrap(),
+            "宛名番号,回答,個人番号,元ファイル\n0012,2,123456789018,honcho/a.png\n"
+        );
+    }
+
+    #[test]
+    fn dates_and_multiple_choices_take_the_template_layout() {
+        let text = r#"
+id = "m"
+title = "m"
+version = "1"
+[page]
+width_mm = 210.0
+height_mm = 297.0
+[marks]
+size_mm = 6.0
+centres_mm = [[12.0, 12.0], [198.0, 12.0], [12.0, 285.0], [198.0, 285.0]]
+[id_code]
+x_mm = 81.0
+y_mm = 9.0
+cell_mm = 3.0
+[[sides]]
+id = "m"
+code = 10
+read = true
+[[sides.fields]]
+id = "d"
+label = "日"
+kind = "date"
+label_at_mm = [10.0, 10.0]
+era = "reiwa"
+boxes = { x_mm = 50.0, y_mm = 50.0, w_mm = 5.5, h_mm = 7.5, gap_mm = 1.5, groups = [2, 2, 2] }
+[[sides.fields]]
+id = "w"
+label = "心配"
+kind = "multi"
+label_at_mm = [10.0, 60.0]
+options = [{ label = "a", code = "A", x_mm = 50.0, y_mm = 60.0, size_mm = 4.0 }, { label = "b", code = "B", x_mm = 60.0, y_mm = 60.0, size_mm = 4.0 }, { label = "c", code = "C", x_mm = 70.0, y_mm = 60.0, size_mm = 4.0 }]
+[output]
+date_format = "%Y/%m/%d"
+multi_separator = "|"
+columns = [{ header = "d", value = "d" }, { header = "w", value = "w" }, { header = "p", value = "@page" }, { header = "c", value = "@corrected" }]
+"#;
+        let t: Template = toml::from_str(text).unwrap();
+        let mut r = PageRecord::new("x.png", 3, "honcho", "ab");
+        r.form = Some("m".into());
+        r.status = PageStatus::Validated;
+        let f = |v: serde_json::Value| FieldResult {
+            value: v,
+            confidence: 1.0,
+            status: FieldStatus::Ok,
+        };
+        r.fields
+            .insert("d".into(), f(serde_json::json!("2026-03-15")));
+        r.fields.insert("w".into(), f(serde_json::json!([1, 3])));
+        let bytes = form_csv(&t, &[&r], "b1", Some(OutputEncoding::Utf8)).unwrap();
+        assert_eq!(
+            String::from_utf8(bytes).unwrap(),
+            "d,w,p,c\r\n2026/03/15,A|C,3,0\r\n"
+        );
+    }
+
+    #[test]
+    fn batch_ids_and_forms_are_checked_before_anything_is_written() {
+        let dir = tempfile::tempdir().unwrap();
+        for id in ["", "../x", ".hidden", "a/b"] {
+            assert!(matches!(
+                write_batch(dir.path(), id, &[template()], &[], &[], &info()),
+                Err(EmitError::BadBatchId(_))
+            ));
+        }
+        let mut r = record("honcho/a.png");
+        r.form = Some("other".into());
+        let e = write_batch(dir.path(), "b1", &[template()], &[r], &[], &info()).unwrap_err();
+        assert!(matches!(e, EmitError::UnknownForm { .. }), "{e}");
+        assert!(!dir.path().join("batches/b1").exists());
+    }
+
+    #[test]
+    fn staff_files_mask_list_quarantine_and_defuse_formulas() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut bad = record("=cmd.png");
+        bad.status = PageStatus::Mismatch;
+        bad.fields.get_mut("my_number").unwrap().status = FieldStatus::CheckDigit;
+        bad.reasons.push("check_digit:my_number".into());
+        let q = QuarantineEntry {
+            source: "yatabe/broken.pdf".into(),
+            reason: "pdf_unreadable: bad xref".into(),
+            stored_as: "quarantine/yatabe__broken.pdf".into(),
+            copied: true,
+        };
+        write_batch(dir.path(), "b2", &[template()], &[bad], &[q], &info()).unwrap();
+        let b = dir.path().join("batches/b2");
+        assert_eq!(mode(&b), 0o700);
+        assert_eq!(mode(&dir.path().join("batches")), 0o700);
+        let bytes = std::fs::read(b.join("mismatches.csv")).unwrap();
+        assert!(bytes.starts_with(b"\xEF\xBB\xBF"));
+        let text = String::from_utf8(bytes).unwrap();
+        assert!(text.contains("\n'=cmd.png,1,"), "{text}");
+        assert!(text.contains("my_number=********9018"));
+        assert!(text.contains("yatabe/broken.pdf,,yatabe,,quarantined,pdf_unreadable: bad xref"));
+        let html = std::fs::read_to_string(b.join("report.html")).unwrap();
+        assert!(html.contains("Content-Security-Policy"));
+        assert!(html.contains("********9018") && !html.contains("123456789018"));
+        assert!(!html.contains("http://") && !html.contains("https://"));
+        let manifest: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(b.join("manifest.json")).unwrap()).unwrap();
+        assert_eq!(manifest["counts"]["mismatch"], 1);
+        assert_eq!(manifest["counts_by_form"]["t"]["mismatch"], 1);
+        assert_eq!(manifest["program"]["version"], env!("CARGO_PKG_VERSION"));
+        assert_eq!(manifest["templates"][0]["version"], "1");
+        let sha = hex::encode(Sha256::digest(std::fs::read(b.join("t.csv")).unwrap()));
+        assert_eq!(manifest["files"]["t.csv"], sha.as_str());
+        assert!(!b.parent().unwrap().join(".b2.partial").exists());
+    }
+
+    #[test]
+    fn quarantine_copies_privately_and_never_overwrites_another_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let inbox = dir.path().join("inbox");
+        std::fs::create_dir_all(inbox.join("honcho")).unwrap();
+        let src = inbox.join("honcho/x.pdf");
+        std::fs::write(&src, b"not a pdf").unwrap();
+        let out = dir.path().join("out");
+        let q = quarantine(&out, &src, "honcho/x.pdf", "pdf_unreadable").unwrap();
+        let copy = out.join("quarantine/honcho__x.pdf");
+        assert_eq!(q.stored_as, "quarantine/honcho__x.pdf");
+        assert!(q.copied);
+        assert_eq!(std::fs::read(&copy).unwrap(), b"not a pdf");
+        assert_eq!(mode(&copy), 0o600);
+        assert_eq!(mode(&out.join("quarantine")), 0o700);
+        let reason = out.join("quarantine/honcho__x.pdf.reason.txt");
+        assert_eq!(mode(&reason), 0o600);
+        assert!(std::fs::read_to_string(&reason)
+            .unwrap()
+            .contains("pdf_unreadable"));
+        // Next week, a different file under the same name.
+        std::fs::write(&src, b"another").unwrap();
+        let q2 = quarantine(&out, &src, "honcho/x.pdf", "pdf_unreadable").unwrap();
+        assert_eq!(q2.stored_as, "quarantine/2__honcho__x.pdf");
+        assert_eq!(std::fs::read(&copy).unwrap(), b"not a pdf");
+        // A file that cannot be read leaves a reason, not an empty copy.
+        let q3 = quarantine(&out, &inbox.join("gone.png"), "gone.png", "unreadable_file").unwrap();
+        assert!(!q3.copied);
+        assert!(!out.join("quarantine/gone.png").exists());
+        assert!(
+            std::fs::read_to_string(out.join("quarantine/gone.png.reason.txt"))
+                .unwrap()
+                .contains("not copied")
+        );
     }
 }

@@ -18,7 +18,7 @@ pub struct ValidatedPage {
     pub reasons: Vec<String>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
 pub struct FieldResult {
     /// records.jsonl form: digits as a string, dates `YYYY-MM-DD`, a single
     /// choice its 1-based index or null, a multiple choice a list.
@@ -27,7 +27,7 @@ pub struct FieldResult {
     pub status: FieldStatus,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum FieldStatus {
     Ok,

@@ -101,10 +101,47 @@ fn bad_files_are_quarantined_and_good_ones_processed() {
         .collect();
     assert!(sources.contains(&"honcho/good.png"), "{sources:?}");
     assert!(sources.contains(&"sakura/good.pdf"), "{sources:?}");
-    assert!(
-        records.iter().all(|r| r["status"] != "unreadable"),
-        "good scans read"
-    );
+    // The good scans are read as their truth says: every page there, the
+    // synthetic blank page skipped, every form page registered.
+    for (good, original) in [
+        ("honcho/good.png", &good_png),
+        ("sakura/good.pdf", &good_pdf),
+    ] {
+        let name = original.file_name().unwrap().to_string_lossy();
+        let branch = original
+            .parent()
+            .unwrap()
+            .file_name()
+            .unwrap()
+            .to_string_lossy();
+        let truth: todoke::synth::Truth = serde_json::from_str(
+            &std::fs::read_to_string(
+                common::repo().join(format!("samples/truth/{branch}/{name}.json")),
+            )
+            .unwrap(),
+        )
+        .unwrap();
+        let mine: Vec<&serde_json::Value> =
+            records.iter().filter(|r| r["source"] == good).collect();
+        assert_eq!(mine.len(), truth.pages.len(), "{good}");
+        for (r, t) in mine.iter().zip(&truth.pages) {
+            assert_eq!(r["page"], t.page as u64, "{good}");
+            assert_eq!(
+                r["side"].as_str(),
+                t.side.as_deref(),
+                "{good} page {}",
+                t.page
+            );
+            let unread = t.side.as_deref().is_none_or(|s| s.ends_with("-front"));
+            let want = if unread {
+                "skipped"
+            } else {
+                r["status"].as_str().unwrap()
+            };
+            assert_eq!(r["status"], want, "{good} page {}", t.page);
+            assert_ne!(r["status"], "unreadable", "{good} page {}", t.page);
+        }
+    }
     for (rel, _, _) in &bad {
         assert!(!sources.contains(rel), "{rel} must not be a record");
     }
