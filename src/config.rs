@@ -17,7 +17,94 @@ pub struct Config {
     pub register: RegisterMapping,
     pub output: OutputConfig,
     pub decode: DecodeConfig,
+    pub watch: WatchConfig,
+    pub batch: BatchConfig,
+    pub log: LogConfig,
 }
+
+/// Where the daemon works. Relative paths are taken from the settings
+/// file's folder, so a working folder made by `todoke init` can be moved.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct WatchConfig {
+    /// One sub-folder per branch office; scans are dropped there.
+    pub inbox: PathBuf,
+    pub branches: Vec<String>,
+    /// Batches and quarantine.
+    pub out: PathBuf,
+    /// Scans taken from the inbox; must be on the inbox's file system for
+    /// taking to be an atomic rename (otherwise they are copied and verified).
+    pub work: PathBuf,
+    /// The SQLite ledger.
+    pub state: PathBuf,
+    /// The resident register export.
+    pub register: PathBuf,
+    /// `auto` (polling on SMB/CIFS and NFS, inotify elsewhere), `inotify` or `poll`.
+    pub mode: WatchMode,
+    /// A file is complete once its size and mtime have not changed for this long.
+    pub quiet_secs: f64,
+    /// How often a polled inbox is listed.
+    pub poll_secs: f64,
+    /// A full listing of every inbox at this interval catches missed events.
+    pub rescan_secs: f64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum WatchMode {
+    Auto,
+    Inotify,
+    Poll,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct BatchConfig {
+    /// Weekly close, local time, e.g. `Mon 09:00`; empty: only on demand.
+    pub close_at: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogConfig {
+    /// `human` or `json`.
+    pub format: String,
+}
+
+impl Default for WatchConfig {
+    fn default() -> Self {
+        WatchConfig {
+            inbox: "inbox".into(),
+            branches: DEFAULT_BRANCHES.iter().map(|b| b.to_string()).collect(),
+            out: "out".into(),
+            work: "work".into(),
+            state: "todoke.db".into(),
+            register: "register.csv".into(),
+            mode: WatchMode::Auto,
+            quiet_secs: 5.0,
+            poll_secs: 2.0,
+            rescan_secs: 30.0,
+        }
+    }
+}
+
+impl Default for BatchConfig {
+    fn default() -> Self {
+        BatchConfig {
+            close_at: "Mon 09:00".into(),
+        }
+    }
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        LogConfig {
+            format: "human".into(),
+        }
+    }
+}
+
+pub const DEFAULT_BRANCHES: [&str; 3] = ["honcho", "sakura", "yatabe"];
 
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -63,6 +150,9 @@ impl Default for Config {
             register: RegisterMapping::default(),
             output: OutputConfig::default(),
             decode: DecodeConfig::default(),
+            watch: WatchConfig::default(),
+            batch: BatchConfig::default(),
+            log: LogConfig::default(),
         }
     }
 }
@@ -113,6 +203,113 @@ impl Config {
                 c.model = Some(base.join(m));
             }
         }
+        let w = &mut c.watch;
+        for p in [
+            &mut w.inbox,
+            &mut w.out,
+            &mut w.work,
+            &mut w.state,
+            &mut w.register,
+        ] {
+            if p.is_relative() {
+                *p = base.join(&*p);
+            }
+        }
         Ok(c)
+    }
+}
+
+/// The settings file `todoke init` writes: every setting at its default,
+/// each explained, so IT changes values rather than looks them up.
+pub const SETTINGS_TEMPLATE: &str = r#"# todoke settings. Relative paths are taken from this file's folder.
+
+# Form templates (TOML) and their printable blanks.
+forms_dir = "@FORMS@"
+
+# Digit model; leave commented to use the shipped one.
+# model = "digits.safetensors"
+
+[watch]
+# One sub-folder per branch office; scanners drop files there.
+inbox = "inbox"
+branches = ["honcho", "sakura", "yatabe"]
+# Batches (out/batches/<id>/, READY written last) and quarantine.
+out = "out"
+# Scans taken from the inbox. Keep it on the inbox's file system so taking a
+# scan is an atomic rename; otherwise it is copied, synced, verified, removed.
+work = "work"
+# The ledger (SQLite): every scan, its state and batch. Back it up.
+state = "todoke.db"
+# Resident register export (CSV, UTF-8 or CP932); re-read when it changes.
+register = "register.csv"
+# auto: poll SMB/CIFS and NFS shares (inotify sees nothing there), inotify elsewhere.
+# Or force "inotify" or "poll".
+mode = "auto"
+# A file is taken once its size and mtime are unchanged this long and its
+# format's end is present (PDF %%EOF, PNG IEND, JPEG EOI, readable TIFF).
+quiet_secs = 5.0
+# How often a polled inbox is listed.
+poll_secs = 2.0
+# A full listing of every inbox at this interval catches missed events.
+rescan_secs = 30.0
+
+[batch]
+# Weekly close, local time ("Mon 09:00"); "" closes only on
+# `todoke batch close`. A close missed while stopped happens at start.
+close_at = "Mon 09:00"
+
+[log]
+# "human" or "json". Logs never carry names, birthdates or My Number.
+format = "human"
+
+[register]
+# Column headers of the register export.
+atena_no = "atena_no"
+birth_date = "birth_date"
+name = "name"
+
+[output]
+# Overrides every template's CSV encoding: "cp932" or "utf8".
+# encoding = "cp932"
+
+[decode]
+# PDF pages are rendered at this resolution.
+pdf_dpi = 300.0
+# Larger images are refused (quarantined) before they are decoded.
+max_side_px = 14100
+# Files with more pages are quarantined.
+max_pages = 200
+"#;
+
+/// The settings text for a working folder whose templates are `forms_dir`.
+pub fn settings_text(forms_dir: &Path) -> String {
+    SETTINGS_TEMPLATE.replace("@FORMS@", &forms_dir.display().to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_written_settings_are_the_defaults() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("todoke.toml");
+        std::fs::write(&path, settings_text(Path::new("/opt/todoke/forms"))).unwrap();
+        let c = Config::load(&path).unwrap();
+        let d = Config::default();
+        assert_eq!(c.forms_dir, Path::new("/opt/todoke/forms"));
+        assert_eq!(c.watch.branches, d.watch.branches);
+        assert_eq!(c.watch.inbox, dir.path().join("inbox"));
+        assert_eq!(c.watch.state, dir.path().join("todoke.db"));
+        assert_eq!(c.watch.mode, d.watch.mode);
+        assert_eq!(c.watch.quiet_secs, d.watch.quiet_secs);
+        assert_eq!(c.watch.poll_secs, d.watch.poll_secs);
+        assert_eq!(c.watch.rescan_secs, d.watch.rescan_secs);
+        assert_eq!(c.batch.close_at, d.batch.close_at);
+        assert_eq!(c.log.format, d.log.format);
+        assert_eq!(c.decode.pdf_dpi, d.decode.pdf_dpi);
+        assert_eq!(c.decode.max_side_px, d.decode.max_side_px);
+        assert_eq!(c.decode.max_pages, d.decode.max_pages);
+        assert_eq!(c.register.atena_no, d.register.atena_no);
     }
 }

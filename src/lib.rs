@@ -3,12 +3,15 @@
 //! The stages run in one direction:
 //! intake → decode → register → read → validate → matching → emit.
 //! `pipeline` strings them together; each stage's result is its own type.
+//! `watch` runs them as a daemon over watched inboxes, with `ledger`
+//! (SQLite) recording every scan so that none is lost or read twice.
 
 pub mod config;
 pub mod decode;
 pub mod digits;
 pub mod emit;
 pub mod intake;
+pub mod ledger;
 pub mod matching;
 pub mod pdfwrite;
 pub mod pipeline;
@@ -19,3 +22,4 @@ pub mod render;
 pub mod synth;
 pub mod template;
 pub mod validate;
+pub mod watch;

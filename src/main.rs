@@ -71,6 +71,37 @@ enum Command {
         #[command(subcommand)]
         command: BenchCommand,
     },
+    /// Create a working folder: DIR/todoke.toml, DIR/inbox/<branch>/, DIR/out/.
+    Init {
+        dir: PathBuf,
+        /// Form templates the settings point at (default: the shipped ones).
+        #[arg(long)]
+        forms_dir: Option<PathBuf>,
+    },
+    /// Watch every branch inbox, read each scan once it is complete, close batches on schedule.
+    Watch {
+        #[arg(long)]
+        config: PathBuf,
+    },
+    /// Batches of the watch daemon.
+    Batch {
+        #[command(subcommand)]
+        command: BatchCommand,
+    },
+    /// Scans by state, backlog per branch, last batch, unhealthy inboxes.
+    Status {
+        #[arg(long)]
+        config: PathBuf,
+    },
+}
+
+#[derive(Subcommand)]
+enum BatchCommand {
+    /// Close a batch now with everything read since the last close.
+    Close {
+        #[arg(long)]
+        config: PathBuf,
+    },
 }
 
 #[derive(Subcommand)]
@@ -119,16 +150,24 @@ enum BenchCommand {
 
 fn main() {
     let cli = Cli::parse();
-    init_logging(cli.log_json);
+    // The daemon reports what it takes and reads; one-shot commands only warn.
+    let (json, level) = match &cli.command {
+        Command::Watch { config } => (
+            todoke::config::Config::load(config).is_ok_and(|c| c.log.format == "json"),
+            "info",
+        ),
+        _ => (false, "warn"),
+    };
+    init_logging(cli.log_json || json, level);
     if let Err(e) = dispatch(cli.command) {
         eprintln!("todoke: {e:#}");
         std::process::exit(1);
     }
 }
 
-fn init_logging(json: bool) {
+fn init_logging(json: bool, level: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("TODOKE_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);
@@ -247,6 +286,48 @@ fn dispatch(command: Command) -> anyhow::Result<()> {
             let stdout = std::io::stdout();
             digits::bench::bench(&reader, &digits::mnist::default_dir(), &mut stdout.lock())?;
         }
+        Command::Init { dir, forms_dir } => {
+            let forms = forms_dir.unwrap_or_else(todoke::config::default_forms_dir);
+            let forms = std::fs::canonicalize(&forms)
+                .with_context(|| format!("form templates {}", forms.display()))?;
+            let settings = todoke::watch::init(&dir, &forms)?;
+            println!("settings: {}", settings.display());
+            println!(
+                "next: put the register export where [watch] register says, then run\n  todoke watch --config {}",
+                settings.display()
+            );
+        }
+        Command::Watch { config } => {
+            let cfg = load_settings(&config)?;
+            let reader = load_reader(cfg.model.clone())?;
+            let engine = todoke::pipeline::Engine::new(&cfg, &cfg.watch.register, &reader)?;
+            let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+            for sig in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
+                signal_hook::flag::register(sig, stop.clone())
+                    .context("installing signal handlers")?;
+            }
+            let mut daemon = todoke::watch::Daemon::new(cfg, engine)?;
+            daemon.run(stop)?;
+        }
+        Command::Batch {
+            command: BatchCommand::Close { config },
+        } => {
+            let cfg = load_settings(&config)?;
+            let reader = load_reader(cfg.model.clone())?;
+            let engine = todoke::pipeline::Engine::new(&cfg, &cfg.watch.register, &reader)?;
+            let mut ledger = todoke::ledger::Ledger::open(&cfg.watch.state)?;
+            let closed = todoke::watch::close_batch(&mut ledger, &engine, &cfg)?;
+            println!("batch: {}", closed.dir.display());
+            println!("{}", closed.summary);
+        }
+        Command::Status { config } => {
+            let cfg = load_settings(&config)?;
+            print!("{}", todoke::watch::status_text(&cfg)?);
+        }
     }
     Ok(())
+}
+
+fn load_settings(path: &std::path::Path) -> anyhow::Result<todoke::config::Config> {
+    Ok(todoke::config::Config::load(path)?)
 }

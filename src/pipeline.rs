@@ -54,43 +54,100 @@ pub enum RunError {
     Emit(#[from] emit::EmitError),
 }
 
-/// What one page became, before the batch is written.
-enum FileOutcome {
+/// What one file became, before any batch is written.
+pub enum FileOutcome {
     Pages(Vec<PageRecord>),
     Quarantine { reason: String },
+}
+
+/// Everything a file needs on its way from bytes to page records: loaded
+/// once, shared by `run` and the watch daemon.
+pub struct Engine<'r> {
+    pub templates: Vec<Template>,
+    register: Register,
+    pdf: PdfRenderer,
+    limits: DecodeLimits,
+    handwriting: &'r dyn DigitReader,
+    printed: crate::digits::printed::PrintedReader,
+}
+
+impl<'r> Engine<'r> {
+    /// Loads templates and register; a malformed register is an error here,
+    /// before anything is read or written.
+    pub fn new(
+        config: &Config,
+        register_path: &Path,
+        handwriting: &'r dyn DigitReader,
+    ) -> Result<Self, RunError> {
+        let templates = template::load_dir(&config.forms_dir)?;
+        let register = Register::load(register_path, &config.register)?;
+        let pdf = PdfRenderer::start(&decode::pdfium_library_path());
+        if let Err(e) = pdf.available() {
+            tracing::warn!("PDF scans will be quarantined: {e}");
+        }
+        Ok(Engine {
+            templates,
+            register,
+            pdf,
+            limits: config.decode.limits(),
+            handwriting,
+            printed: crate::digits::printed::PrintedReader,
+        })
+    }
+
+    /// Swaps in a newer register (IT replaces the export weekly).
+    pub fn set_register(&mut self, register: Register) {
+        self.register = register;
+    }
+
+    /// One file through decode → register → read → validate → matching;
+    /// returns the file's sha256 (empty if it could not be read) and outcome.
+    pub fn process(&self, scan: &Scan) -> (String, FileOutcome) {
+        let readers = Readers {
+            handwriting: self.handwriting,
+            printed: Some(&self.printed),
+        };
+        process_file(
+            scan,
+            &self.limits,
+            &self.pdf,
+            &self.templates,
+            &self.register,
+            &readers,
+        )
+    }
+
+    pub fn batch_info(
+        &self,
+        encoding: Option<template::OutputEncoding>,
+        started: String,
+    ) -> BatchInfo {
+        BatchInfo {
+            reader: self.handwriting.describe(),
+            encoding,
+            started,
+        }
+    }
 }
 
 pub fn run(opts: &RunOptions, reader: &dyn DigitReader) -> Result<RunSummary, RunError> {
     let started = Instant::now();
     let started_at = chrono::Local::now();
-    let templates = template::load_dir(&opts.config.forms_dir)?;
-    // A malformed register stops the run before anything is written.
-    let register = Register::load(&opts.register, &opts.config.register)?;
+    let engine = Engine::new(&opts.config, &opts.register, reader)?;
     let scans = intake::collect(&opts.inbox)?;
-    let pdf = PdfRenderer::start(&decode::pdfium_library_path());
-    if let Err(e) = pdf.available() {
-        tracing::warn!("PDF scans will be quarantined: {e}");
-    }
-    let limits = opts.config.decode.limits();
-    let printed = crate::digits::printed::PrintedReader;
-    let readers = Readers {
-        handwriting: reader,
-        printed: Some(&printed),
-    };
 
-    let outcomes: Vec<(Scan, String, FileOutcome)> = scans
+    let outcomes: Vec<(Scan, FileOutcome)> = scans
         .into_par_iter()
         .map(|scan| {
-            let (sha, outcome) =
-                process_file(&scan, &limits, &pdf, &templates, &register, &readers);
-            (scan, sha, outcome)
+            let (_sha, outcome) = engine.process(&scan);
+            (scan, outcome)
         })
         .collect();
 
     let mut records = Vec::new();
     let mut quarantined: Vec<QuarantineEntry> = Vec::new();
     let files = outcomes.len();
-    for (scan, _sha, outcome) in outcomes {
+    for (scan, outcome) in outcomes {
         match outcome {
             FileOutcome::Pages(pages) => records.extend(pages),
             FileOutcome::Quarantine { reason } => {
@@ -103,16 +160,12 @@ pub fn run(opts: &RunOptions, reader: &dyn DigitReader) -> Result<RunSummary, Ru
         .batch_id
         .clone()
         .unwrap_or_else(|| started_at.format("%Y%m%d-%H%M%S").to_string());
-    let info = BatchInfo {
-        reader: reader.describe(),
-        encoding: opts.config.output.encoding,
-        started: started_at.to_rfc3339(),
-    };
+    let info = engine.batch_info(opts.config.output.encoding, started_at.to_rfc3339());
     let pages = records.len();
     let batch = emit::write_batch(
         &opts.out,
         &batch_id,
-        &templates,
+        &engine.templates,
         &records,
         &quarantined,
         &info,
@@ -180,6 +233,15 @@ fn process_page(
     let mut record = PageRecord::new(&scan.rel, page_no, &scan.branch, sha);
     let page = match register::register(image, templates) {
         Ok(p) => p,
+        // A duplex scanner's empty back side: nothing to read, nothing for
+        // staff; the record keeps the reason.
+        Err(register::RegisterError::Blank) => {
+            record.status = PageStatus::Skipped;
+            record
+                .reasons
+                .push(register::RegisterError::Blank.code().to_string());
+            return record;
+        }
         Err(e) => {
             record.status = PageStatus::Unreadable;
             record.reasons.push(e.code().to_string());

@@ -1,0 +1,671 @@
+//! The ledger: every scan the daemon has taken, what became of it, and the
+//! batches it went into, in SQLite (WAL). It is what makes "exactly once"
+//! survive a crash: each step commits in one transaction, and a step found
+//! unfinished at start is redone from what the ledger says.
+//!
+//! A scan's states: `received` (taken into the work area) → `read` (its
+//! pages stored) or `quarantined` (unreadable, or a duplicate file); at a
+//! batch close every read or quarantined scan not yet in a batch is given
+//! that batch, and once the batch is published a read scan becomes
+//! `in_batch` (every page validated or skipped) or `mismatch`.
+
+use crate::emit::{PageRecord, PageStatus, QuarantineEntry};
+use base64::Engine as _;
+use rusqlite::{params, Connection, OptionalExtension};
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+pub struct Ledger {
+    conn: Connection,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ScanState {
+    Received,
+    Read,
+    Quarantined,
+    InBatch,
+    Mismatch,
+}
+
+/// A scan taken but not yet read.
+#[derive(Debug, Clone)]
+pub struct PendingScan {
+    pub id: i64,
+    /// Relative to the work folder.
+    pub work_path: String,
+    /// `<branch>/<name>` as dropped.
+    pub source: String,
+    pub branch: String,
+}
+
+/// What `receive` made of a new file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Received {
+    New(i64),
+    /// Same bytes as an earlier scan: recorded, quarantined, never read twice.
+    Duplicate {
+        id: i64,
+        first_source: String,
+    },
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct BatchRow {
+    pub id: String,
+    pub state: String,
+    pub closed_at: Option<String>,
+    pub scans: i64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Status {
+    pub by_state: BTreeMap<String, i64>,
+    /// Scans read or quarantined since the last close, by branch.
+    pub open_by_branch: BTreeMap<String, i64>,
+    /// Taken but not yet read, by branch.
+    pub received_by_branch: BTreeMap<String, i64>,
+    pub last_batch: Option<BatchRow>,
+    pub heartbeat: Option<String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum LedgerError {
+    #[error("ledger {path}: {source}")]
+    Open {
+        path: PathBuf,
+        source: rusqlite::Error,
+    },
+    #[error("ledger: {0}")]
+    Sql(#[from] rusqlite::Error),
+    #[error("ledger holds a record that does not parse (scan {scan}, page {page}): {source}")]
+    Record {
+        scan: i64,
+        page: i64,
+        source: serde_json::Error,
+    },
+    #[error("ledger: batch {0} is not being closed")]
+    NoSuchBatch(String),
+}
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS scans(
+    id INTEGER PRIMARY KEY,
+    sha256 TEXT NOT NULL,
+    branch TEXT NOT NULL,
+    source TEXT NOT NULL,
+    work_path TEXT NOT NULL UNIQUE,
+    state TEXT NOT NULL,
+    reason TEXT,
+    quarantine TEXT,
+    batch_id TEXT,
+    received_at TEXT NOT NULL,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    read_at TEXT,
+    batched_at TEXT
+);
+CREATE INDEX IF NOT EXISTS scans_sha ON scans(sha256);
+CREATE INDEX IF NOT EXISTS scans_open ON scans(batch_id, state);
+CREATE TABLE IF NOT EXISTS pages(
+    scan_id INTEGER NOT NULL REFERENCES scans(id),
+    page INTEGER NOT NULL,
+    status TEXT NOT NULL,
+    page_key TEXT,
+    record TEXT NOT NULL,
+    images TEXT NOT NULL,
+    PRIMARY KEY(scan_id, page)
+);
+CREATE INDEX IF NOT EXISTS pages_key ON pages(page_key);
+CREATE TABLE IF NOT EXISTS batches(
+    id TEXT PRIMARY KEY,
+    state TEXT NOT NULL,
+    opened_at TEXT NOT NULL,
+    closed_at TEXT
+);
+";
+
+fn now() -> String {
+    chrono::Local::now().to_rfc3339()
+}
+
+/// A validated page's identity for duplicate detection: form side and both
+/// keys, hashed so the index holds no personal data in clear.
+fn page_key(r: &PageRecord) -> Option<String> {
+    let side = r.side.as_deref()?;
+    let value = |id: &str| {
+        r.fields
+            .get(id)
+            .and_then(|f| f.value.as_str().map(String::from))
+    };
+    let atena = value("atena_no")?;
+    let birth = value("birth_date")?;
+    let key = format!("{side}\u{1f}{atena}\u{1f}{birth}");
+    Some(hex::encode(Sha256::digest(key.as_bytes())))
+}
+
+impl Ledger {
+    /// Opens (creating if needed) the ledger, readable by its owner only.
+    pub fn open(path: &Path) -> Result<Ledger, LedgerError> {
+        let err = |source| LedgerError::Open {
+            path: path.to_path_buf(),
+            source,
+        };
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir).ok();
+        }
+        let conn = Connection::open(path).map_err(err)?;
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).ok();
+        }
+        // WAL lets `status` read while the daemon writes; FULL sync makes
+        // every committed step survive a power cut, not only a crash.
+        conn.pragma_update(None, "journal_mode", "WAL")
+            .map_err(err)?;
+        conn.pragma_update(None, "synchronous", "FULL")
+            .map_err(err)?;
+        conn.busy_timeout(std::time::Duration::from_secs(30))
+            .map_err(err)?;
+        conn.execute_batch(SCHEMA).map_err(err)?;
+        conn.execute(
+            "INSERT OR IGNORE INTO meta(key, value) VALUES ('created', ?1)",
+            params![now()],
+        )
+        .map_err(err)?;
+        Ok(Ledger { conn })
+    }
+
+    pub fn meta(&self, key: &str) -> Result<Option<String>, LedgerError> {
+        Ok(self
+            .conn
+            .query_row("SELECT value FROM meta WHERE key = ?1", [key], |r| r.get(0))
+            .optional()?)
+    }
+
+    pub fn set_meta(&self, key: &str, value: &str) -> Result<(), LedgerError> {
+        self.conn.execute(
+            "INSERT INTO meta(key, value) VALUES (?1, ?2)
+             ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+            params![key, value],
+        )?;
+        Ok(())
+    }
+
+    pub fn knows_work_path(&self, work_path: &str) -> Result<bool, LedgerError> {
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT 1 FROM scans WHERE work_path = ?1",
+                [work_path],
+                |_| Ok(()),
+            )
+            .optional()?
+            .is_some())
+    }
+
+    /// Records a file just taken into the work area. A file whose bytes the
+    /// ledger already holds is recorded as a quarantined duplicate.
+    pub fn receive(
+        &mut self,
+        sha256: &str,
+        branch: &str,
+        source: &str,
+        work_path: &str,
+    ) -> Result<Received, LedgerError> {
+        let tx = self.conn.transaction()?;
+        let first: Option<String> = tx
+            .query_row(
+                "SELECT source FROM scans WHERE sha256 = ?1 ORDER BY id LIMIT 1",
+                [sha256],
+                |r| r.get(0),
+            )
+            .optional()?;
+        let (state, reason) = match &first {
+            Some(s) => (
+                "quarantined",
+                Some(format!("duplicate_file: same content as {s}")),
+            ),
+            None => ("received", None),
+        };
+        tx.execute(
+            "INSERT INTO scans(sha256, branch, source, work_path, state, reason, received_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            params![sha256, branch, source, work_path, state, reason, now()],
+        )?;
+        let id = tx.last_insert_rowid();
+        tx.commit()?;
+        Ok(match first {
+            Some(first_source) => Received::Duplicate { id, first_source },
+            None => Received::New(id),
+        })
+    }
+
+    /// Scans taken but not read, oldest first.
+    pub fn pending(&self) -> Result<Vec<PendingScan>, LedgerError> {
+        let mut st = self.conn.prepare(
+            "SELECT id, work_path, source, branch FROM scans WHERE state = 'received' ORDER BY id",
+        )?;
+        let rows = st.query_map([], |r| {
+            Ok(PendingScan {
+                id: r.get(0)?,
+                work_path: r.get(1)?,
+                source: r.get(2)?,
+                branch: r.get(3)?,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Counts a try at reading a scan, committed before the try, so a file
+    /// that crashes the reader is noticed on restart instead of retried forever.
+    pub fn begin_attempt(&self, id: i64) -> Result<i64, LedgerError> {
+        Ok(self.conn.query_row(
+            "UPDATE scans SET attempts = attempts + 1 WHERE id = ?1 RETURNING attempts",
+            [id],
+            |r| r.get(0),
+        )?)
+    }
+
+    /// Duplicate scans recorded without their quarantine entry yet.
+    pub fn duplicates_to_quarantine(&self) -> Result<Vec<(PendingScan, String)>, LedgerError> {
+        let mut st = self.conn.prepare(
+            "SELECT id, work_path, source, branch, reason FROM scans
+             WHERE state = 'quarantined' AND quarantine IS NULL ORDER BY id",
+        )?;
+        let rows = st.query_map([], |r| {
+            Ok((
+                PendingScan {
+                    id: r.get(0)?,
+                    work_path: r.get(1)?,
+                    source: r.get(2)?,
+                    branch: r.get(3)?,
+                },
+                r.get::<_, Option<String>>(4)?.unwrap_or_default(),
+            ))
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Stores a scan's pages in one transaction. A validated page whose form
+    /// side and keys an earlier validated page already has becomes a
+    /// mismatch (`duplicate_page`), so no record is entered twice.
+    /// Returns how many pages were demoted that way.
+    pub fn store_read(&mut self, id: i64, pages: &[PageRecord]) -> Result<usize, LedgerError> {
+        let tx = self.conn.transaction()?;
+        let mut demoted = 0;
+        for p in pages {
+            let mut p = p.clone();
+            let key = page_key(&p);
+            if p.status == PageStatus::Validated {
+                if let Some(k) = &key {
+                    let earlier: Option<String> = tx
+                        .query_row(
+                            "SELECT s.source FROM pages p JOIN scans s ON s.id = p.scan_id
+                             WHERE p.page_key = ?1 AND p.status = 'validated' AND p.scan_id != ?2
+                             LIMIT 1",
+                            params![k, id],
+                            |r| r.get(0),
+                        )
+                        .optional()?;
+                    if let Some(first) = earlier {
+                        p.status = PageStatus::Mismatch;
+                        p.reasons.push("duplicate_page".into());
+                        p.detail = Some(format!("the same form page was read from {first}"));
+                        demoted += 1;
+                    }
+                }
+            }
+            let status = serde_json::to_value(p.status)
+                .ok()
+                .and_then(|v| v.as_str().map(String::from))
+                .unwrap_or_default();
+            let images: Vec<(String, String)> = p
+                .images
+                .iter()
+                .map(|(f, png)| {
+                    (
+                        f.clone(),
+                        base64::engine::general_purpose::STANDARD.encode(png),
+                    )
+                })
+                .collect();
+            tx.execute(
+                "INSERT OR REPLACE INTO pages(scan_id, page, status, page_key, record, images)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                params![
+                    id,
+                    p.page as i64,
+                    status,
+                    key,
+                    serde_json::to_string(&p).expect("records serialise"),
+                    serde_json::to_string(&images).expect("images serialise"),
+                ],
+            )?;
+        }
+        tx.execute(
+            "UPDATE scans SET state = 'read', read_at = ?2 WHERE id = ?1",
+            params![id, now()],
+        )?;
+        tx.commit()?;
+        Ok(demoted)
+    }
+
+    pub fn store_quarantine(
+        &mut self,
+        id: i64,
+        entry: &QuarantineEntry,
+    ) -> Result<(), LedgerError> {
+        self.conn.execute(
+            "UPDATE scans SET state = 'quarantined', reason = ?2, quarantine = ?3, read_at = ?4
+             WHERE id = ?1",
+            params![
+                id,
+                entry.reason,
+                serde_json::to_string(entry).expect("entry serialises"),
+                now()
+            ],
+        )?;
+        Ok(())
+    }
+
+    /// Starts closing a batch: everything read or quarantined since the last
+    /// close is assigned to it, in one transaction, before any file is
+    /// written. A crash after this is finished by `resume`, with the same
+    /// contents.
+    pub fn open_batch(&mut self, batch_id: &str) -> Result<usize, LedgerError> {
+        let tx = self.conn.transaction()?;
+        tx.execute(
+            "INSERT INTO batches(id, state, opened_at) VALUES (?1, 'closing', ?2)",
+            params![batch_id, now()],
+        )?;
+        let n = tx.execute(
+            "UPDATE scans SET batch_id = ?1
+             WHERE batch_id IS NULL AND (state = 'read' OR (state = 'quarantined' AND quarantine IS NOT NULL))",
+            [batch_id],
+        )?;
+        tx.commit()?;
+        Ok(n)
+    }
+
+    /// Batches whose close was started but not published.
+    pub fn closing_batches(&self) -> Result<Vec<String>, LedgerError> {
+        let mut st = self
+            .conn
+            .prepare("SELECT id FROM batches WHERE state = 'closing' ORDER BY opened_at")?;
+        let rows = st.query_map([], |r| r.get(0))?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    pub fn batch_exists(&self, batch_id: &str) -> Result<bool, LedgerError> {
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT 1 FROM batches WHERE id = ?1",
+                [batch_id],
+                |_| Ok(()),
+            )
+            .optional()?
+            .is_some())
+    }
+
+    /// The pages and quarantined files assigned to a batch, in arrival order.
+    pub fn batch_contents(
+        &self,
+        batch_id: &str,
+    ) -> Result<(Vec<PageRecord>, Vec<QuarantineEntry>), LedgerError> {
+        let mut st = self.conn.prepare(
+            "SELECT p.scan_id, p.page, p.record, p.images FROM pages p JOIN scans s ON s.id = p.scan_id
+             WHERE s.batch_id = ?1 AND s.state != 'quarantined' ORDER BY p.scan_id, p.page",
+        )?;
+        let mut records = Vec::new();
+        let mut rows = st.query([batch_id])?;
+        while let Some(row) = rows.next()? {
+            let (scan, page): (i64, i64) = (row.get(0)?, row.get(1)?);
+            let text: String = row.get(2)?;
+            let images: String = row.get(3)?;
+            let bad = |source| LedgerError::Record { scan, page, source };
+            let mut r: PageRecord = serde_json::from_str(&text).map_err(bad)?;
+            let images: Vec<(String, String)> = serde_json::from_str(&images).map_err(bad)?;
+            r.images = images
+                .into_iter()
+                .filter_map(|(f, b)| {
+                    base64::engine::general_purpose::STANDARD
+                        .decode(b)
+                        .ok()
+                        .map(|png| (f, png))
+                })
+                .collect();
+            records.push(r);
+        }
+        let mut st = self.conn.prepare(
+            "SELECT id, quarantine FROM scans WHERE batch_id = ?1 AND state = 'quarantined' ORDER BY id",
+        )?;
+        let mut quarantined = Vec::new();
+        let mut rows = st.query([batch_id])?;
+        while let Some(row) = rows.next()? {
+            let scan: i64 = row.get(0)?;
+            let text: String = row.get(1)?;
+            quarantined.push(serde_json::from_str(&text).map_err(|source| {
+                LedgerError::Record {
+                    scan,
+                    page: 0,
+                    source,
+                }
+            })?);
+        }
+        Ok((records, quarantined))
+    }
+
+    /// Marks a batch published once its folder and READY are on disk.
+    pub fn publish(&mut self, batch_id: &str) -> Result<(), LedgerError> {
+        let tx = self.conn.transaction()?;
+        let n = tx.execute(
+            "UPDATE batches SET state = 'published', closed_at = ?2 WHERE id = ?1 AND state = 'closing'",
+            params![batch_id, now()],
+        )?;
+        if n == 0 {
+            return Err(LedgerError::NoSuchBatch(batch_id.into()));
+        }
+        tx.execute(
+            "UPDATE scans SET batched_at = ?2,
+               state = CASE WHEN EXISTS (SELECT 1 FROM pages p WHERE p.scan_id = scans.id
+                                          AND p.status IN ('mismatch', 'unreadable'))
+                            THEN 'mismatch' ELSE 'in_batch' END
+             WHERE batch_id = ?1 AND state = 'read'",
+            params![batch_id, now()],
+        )?;
+        tx.execute(
+            "UPDATE scans SET batched_at = ?2 WHERE batch_id = ?1 AND state = 'quarantined'",
+            params![batch_id, now()],
+        )?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// When the current period began: the last published close, else the
+    /// ledger's creation.
+    pub fn period_start(&self) -> Result<String, LedgerError> {
+        let last: Option<String> = self
+            .conn
+            .query_row(
+                "SELECT max(closed_at) FROM batches WHERE state = 'published'",
+                [],
+                |r| r.get(0),
+            )
+            .optional()?
+            .flatten();
+        match last {
+            Some(t) => Ok(t),
+            None => Ok(self.meta("created")?.unwrap_or_else(now)),
+        }
+    }
+
+    pub fn status(&self) -> Result<Status, LedgerError> {
+        let mut by_state = BTreeMap::new();
+        let mut st = self
+            .conn
+            .prepare("SELECT state, count(*) FROM scans GROUP BY state")?;
+        for row in st.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))? {
+            let (s, n) = row?;
+            by_state.insert(s, n);
+        }
+        let grouped = |sql: &str| -> Result<BTreeMap<String, i64>, LedgerError> {
+            let mut st = self.conn.prepare(sql)?;
+            let rows = st.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))?;
+            Ok(rows.collect::<Result<_, _>>()?)
+        };
+        let open_by_branch = grouped(
+            "SELECT branch, count(*) FROM scans WHERE batch_id IS NULL
+             AND state IN ('read', 'quarantined') GROUP BY branch",
+        )?;
+        let received_by_branch =
+            grouped("SELECT branch, count(*) FROM scans WHERE state = 'received' GROUP BY branch")?;
+        let last_batch = self
+            .conn
+            .query_row(
+                "SELECT b.id, b.state, b.closed_at, (SELECT count(*) FROM scans s WHERE s.batch_id = b.id)
+                 FROM batches b ORDER BY b.opened_at DESC LIMIT 1",
+                [],
+                |r| {
+                    Ok(BatchRow {
+                        id: r.get(0)?,
+                        state: r.get(1)?,
+                        closed_at: r.get(2)?,
+                        scans: r.get(3)?,
+                    })
+                },
+            )
+            .optional()?;
+        Ok(Status {
+            by_state,
+            open_by_branch,
+            received_by_branch,
+            last_batch,
+            heartbeat: self.meta("heartbeat")?,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::validate::{FieldResult, FieldStatus};
+
+    fn page(source: &str, status: PageStatus, atena: &str) -> PageRecord {
+        let mut r = PageRecord::new(source, 1, "honcho", "sha");
+        r.form = Some("pregnancy-notification".into());
+        r.side = Some("pregnancy-notification".into());
+        r.status = status;
+        let f = |v: &str| FieldResult {
+            value: serde_json::json!(v),
+            confidence: 1.0,
+            status: FieldStatus::Ok,
+        };
+        r.fields.insert("atena_no".into(), f(atena));
+        r.fields.insert("birth_date".into(), f("1990-01-02"));
+        r.images = vec![("atena_no".into(), vec![1, 2, 3])];
+        r
+    }
+
+    #[test]
+    fn a_scan_goes_through_its_states_once_and_survives_reopening() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("state/todoke.db");
+        let mut l = Ledger::open(&db).unwrap();
+        let a = match l
+            .receive("aa", "honcho", "honcho/a.png", "honcho/1-a.png")
+            .unwrap()
+        {
+            Received::New(id) => id,
+            other => panic!("{other:?}"),
+        };
+        // The same bytes under another name are a duplicate, never read.
+        assert_eq!(
+            l.receive("aa", "sakura", "sakura/a-copy.png", "sakura/2-a-copy.png")
+                .unwrap(),
+            Received::Duplicate {
+                id: a + 1,
+                first_source: "honcho/a.png".into()
+            }
+        );
+        assert_eq!(l.pending().unwrap().len(), 1);
+        assert_eq!(l.duplicates_to_quarantine().unwrap().len(), 1);
+        drop(l);
+
+        let mut l = Ledger::open(&db).unwrap();
+        assert!(l.knows_work_path("honcho/1-a.png").unwrap());
+        l.store_read(a, &[page("honcho/a.png", PageStatus::Validated, "0012")])
+            .unwrap();
+        let (dup, _) = l.duplicates_to_quarantine().unwrap().remove(0);
+        l.store_quarantine(
+            dup.id,
+            &QuarantineEntry {
+                source: dup.source,
+                reason: "duplicate_file".into(),
+                stored_as: "quarantine/x".into(),
+                copied: true,
+            },
+        )
+        .unwrap();
+        assert!(l.pending().unwrap().is_empty());
+        assert_eq!(l.open_batch("b1").unwrap(), 2);
+        let (records, q) = l.batch_contents("b1").unwrap();
+        assert_eq!(records.len(), 1);
+        assert_eq!(
+            records[0].images,
+            vec![("atena_no".to_string(), vec![1, 2, 3])]
+        );
+        assert_eq!(q.len(), 1);
+        assert_eq!(l.closing_batches().unwrap(), vec!["b1".to_string()]);
+        l.publish("b1").unwrap();
+        assert!(l.closing_batches().unwrap().is_empty());
+        let s = l.status().unwrap();
+        assert_eq!(s.by_state.get("in_batch"), Some(&1));
+        assert_eq!(s.by_state.get("quarantined"), Some(&1));
+        assert_eq!(s.last_batch.unwrap().scans, 2);
+        // A second close holds nothing already published.
+        assert_eq!(l.open_batch("b2").unwrap(), 0);
+    }
+
+    #[test]
+    fn the_same_form_page_in_a_second_file_is_not_validated_twice() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut l = Ledger::open(&dir.path().join("l.db")).unwrap();
+        let ids: Vec<i64> = ["x", "y", "z"]
+            .iter()
+            .map(|n| match l.receive(n, "honcho", n, n).unwrap() {
+                Received::New(id) => id,
+                other => panic!("{other:?}"),
+            })
+            .collect();
+        assert_eq!(
+            l.store_read(ids[0], &[page("x", PageStatus::Validated, "0012")])
+                .unwrap(),
+            0
+        );
+        l.open_batch("b1").unwrap();
+        l.publish("b1").unwrap();
+        // Next week, the same page again, and another person's page.
+        assert_eq!(
+            l.store_read(ids[1], &[page("y", PageStatus::Validated, "0012")])
+                .unwrap(),
+            1
+        );
+        assert_eq!(
+            l.store_read(ids[2], &[page("z", PageStatus::Validated, "0013")])
+                .unwrap(),
+            0
+        );
+        l.open_batch("b2").unwrap();
+        let (records, _) = l.batch_contents("b2").unwrap();
+        assert_eq!(records[0].status, PageStatus::Mismatch);
+        assert!(records[0].reasons.contains(&"duplicate_page".to_string()));
+        assert_eq!(records[1].status, PageStatus::Validated);
+        l.publish("b2").unwrap();
+        assert_eq!(l.status().unwrap().by_state.get("mismatch"), Some(&1));
+    }
+}

@@ -1,0 +1,742 @@
+//! The watched-folder daemon: takes each scan once it is completely written,
+//! reads it, records it in the ledger, and closes weekly batches.
+//!
+//! Each tick: notice files (inotify or polling events, and a full listing
+//! every `rescan_secs`) → take the quiet, complete ones into the work area →
+//! read what the ledger says is pending → close a batch when one is due.
+//! Every step is committed to the ledger before the next, and `recover`
+//! redoes whatever a crash left half done, so a kill at any moment neither
+//! loses nor doubles a scan.
+
+use crate::config::{Config, WatchMode};
+use crate::emit::{self, PageStatus};
+use crate::intake::{self, QuietTracker, Scan};
+use crate::ledger::{Ledger, LedgerError, PendingScan, Received};
+use crate::matching::{self, Register};
+use crate::pipeline::{Engine, FileOutcome};
+use chrono::{Datelike, NaiveDateTime, NaiveTime, Weekday};
+use rayon::prelude::*;
+use sha2::{Digest, Sha256};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+/// A weekly close time, local.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Schedule {
+    pub weekday: Weekday,
+    pub time: NaiveTime,
+}
+
+/// What one batch close produced.
+#[derive(Debug, Clone)]
+pub struct Closed {
+    pub batch_id: String,
+    pub dir: PathBuf,
+    pub summary: emit::BatchSummary,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum WatchError {
+    #[error(transparent)]
+    Ledger(#[from] LedgerError),
+    #[error(transparent)]
+    Emit(#[from] emit::EmitError),
+    #[error(transparent)]
+    Register(#[from] matching::RegisterError),
+    #[error("batch.close_at {0:?}: expected a weekday and a time, like \"Mon 09:00\"")]
+    BadSchedule(String),
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error(
+        "{path}: copied into the work area but the copy differs; the original is left in place"
+    )]
+    CopyMismatch { path: PathBuf },
+    #[error("file watcher: {0}")]
+    Notify(#[from] notify::Error),
+}
+
+fn io(path: &Path) -> impl Fn(std::io::Error) -> WatchError + '_ {
+    move |source| WatchError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// Reads `Mon 09:00`; an empty setting means no schedule.
+pub fn parse_schedule(text: &str) -> Result<Option<Schedule>, WatchError> {
+    let text = text.trim();
+    if text.is_empty() {
+        return Ok(None);
+    }
+    let bad = || WatchError::BadSchedule(text.into());
+    let (day, time) = text.split_once(char::is_whitespace).ok_or_else(bad)?;
+    let weekday: Weekday = day.parse().map_err(|_| bad())?;
+    let time = NaiveTime::parse_from_str(time.trim(), "%H:%M").map_err(|_| bad())?;
+    Ok(Some(Schedule { weekday, time }))
+}
+
+impl Schedule {
+    /// The latest scheduled moment at or before `now`.
+    pub fn last_before(&self, now: NaiveDateTime) -> NaiveDateTime {
+        let back =
+            (7 + now.weekday().num_days_from_monday() - self.weekday.num_days_from_monday()) % 7;
+        let candidate = (now.date() - chrono::Days::new(back as u64)).and_time(self.time);
+        if candidate <= now {
+            candidate
+        } else {
+            candidate - chrono::Days::new(7)
+        }
+    }
+
+    /// A close is due when a scheduled moment passed since the period began
+    /// (also when the daemon was stopped at that moment).
+    pub fn due(&self, period_start: NaiveDateTime, now: NaiveDateTime) -> bool {
+        self.last_before(now) > period_start
+    }
+}
+
+/// Network file systems, where inotify sees nothing other machines write.
+fn is_network_fs(path: &Path) -> bool {
+    use std::os::unix::ffi::OsStrExt;
+    let Ok(c) = std::ffi::CString::new(path.as_os_str().as_bytes()) else {
+        return false;
+    };
+    let mut st: libc::statfs = unsafe { std::mem::zeroed() };
+    // SAFETY: `c` is a valid NUL-terminated path and `st` a writable statfs.
+    if unsafe { libc::statfs(c.as_ptr(), &mut st) } != 0 {
+        return false;
+    }
+    const CIFS: i64 = 0xFF53_4D42;
+    const SMB2: i64 = 0xFE53_4D42;
+    const SMB: i64 = 0x517B;
+    const NFS: i64 = 0x6969;
+    const FUSE: i64 = 0x6573_5546;
+    matches!(st.f_type as i64, CIFS | SMB2 | SMB | NFS | FUSE)
+}
+
+/// Makes a batch id from the local time that neither the ledger nor the
+/// output folder has yet.
+fn new_batch_id(ledger: &Ledger, out: &Path) -> Result<String, WatchError> {
+    let base = chrono::Local::now().format("%Y%m%d-%H%M%S").to_string();
+    let mut id = base.clone();
+    let mut n = 2;
+    while ledger.batch_exists(&id)? || out.join("batches").join(&id).exists() {
+        id = format!("{base}-{n}");
+        n += 1;
+    }
+    Ok(id)
+}
+
+/// Publishes a batch the ledger has assigned: written to a temporary
+/// folder, renamed, READY last. A folder left without READY by a crash is
+/// written again from the ledger.
+fn publish(
+    ledger: &mut Ledger,
+    engine: &Engine<'_>,
+    config: &Config,
+    batch_id: &str,
+) -> Result<Closed, WatchError> {
+    let out = &config.watch.out;
+    let dir = out.join("batches").join(batch_id);
+    let (records, quarantined) = ledger.batch_contents(batch_id)?;
+    let mut summary = emit::BatchSummary {
+        quarantined: quarantined.len(),
+        ..Default::default()
+    };
+    if !dir.join(emit::READY).exists() {
+        if dir.exists() {
+            std::fs::remove_dir_all(&dir).map_err(io(&dir))?;
+        }
+        let info = engine.batch_info(config.output.encoding, chrono::Local::now().to_rfc3339());
+        summary = emit::write_batch(
+            out,
+            batch_id,
+            &engine.templates,
+            &records,
+            &quarantined,
+            &info,
+        )?;
+    } else {
+        for r in &records {
+            match r.status {
+                PageStatus::Validated => summary.validated += 1,
+                PageStatus::Mismatch => summary.mismatch += 1,
+                PageStatus::Skipped => summary.skipped += 1,
+                PageStatus::Unreadable => summary.unreadable += 1,
+            }
+        }
+    }
+    ledger.publish(batch_id)?;
+    tracing::info!(batch = batch_id, %summary, "batch published");
+    Ok(Closed {
+        batch_id: batch_id.into(),
+        dir,
+        summary,
+    })
+}
+
+/// Closes a batch now with everything read since the last close. Safe to
+/// run while the daemon runs: the ledger serialises the two.
+pub fn close_batch(
+    ledger: &mut Ledger,
+    engine: &Engine<'_>,
+    config: &Config,
+) -> Result<Closed, WatchError> {
+    finish_closing(ledger, engine, config)?;
+    let id = new_batch_id(ledger, &config.watch.out)?;
+    ledger.open_batch(&id)?;
+    publish(ledger, engine, config, &id)
+}
+
+/// Publishes batches a crash left between assignment and READY.
+fn finish_closing(
+    ledger: &mut Ledger,
+    engine: &Engine<'_>,
+    config: &Config,
+) -> Result<Vec<Closed>, WatchError> {
+    let mut done = Vec::new();
+    for id in ledger.closing_batches()? {
+        done.push(publish(ledger, engine, config, &id)?);
+    }
+    Ok(done)
+}
+
+/// The working state of a running daemon.
+pub struct Daemon<'r> {
+    config: Config,
+    engine: Engine<'r>,
+    ledger: Ledger,
+    schedule: Option<Schedule>,
+    quiet: QuietTracker,
+    register_stamp: Option<SystemTime>,
+    healthy: BTreeMap<String, bool>,
+}
+
+impl<'r> Daemon<'r> {
+    pub fn new(config: Config, engine: Engine<'r>) -> Result<Self, WatchError> {
+        let schedule = parse_schedule(&config.batch.close_at)?;
+        let ledger = Ledger::open(&config.watch.state)?;
+        let register_stamp = modified(&config.watch.register);
+        for dir in [&config.watch.work, &config.watch.out] {
+            std::fs::create_dir_all(dir).map_err(io(dir))?;
+        }
+        Ok(Daemon {
+            config,
+            engine,
+            ledger,
+            schedule,
+            quiet: QuietTracker::default(),
+            register_stamp,
+            healthy: BTreeMap::new(),
+        })
+    }
+
+    /// Redoes what a crash left half done: files in the work area the
+    /// ledger does not know, and batches not yet published.
+    pub fn recover(&mut self) -> Result<(), WatchError> {
+        let work = self.config.watch.work.clone();
+        if work.exists() {
+            for scan in intake::collect(&work).map_err(|e| WatchError::Io {
+                path: work.clone(),
+                source: std::io::Error::other(e.to_string()),
+            })? {
+                if !self.ledger.knows_work_path(&scan.rel)? {
+                    tracing::warn!(file = %scan.rel, "taken before a stop but not recorded; recording it now");
+                    self.record_taken(&scan.path, &scan.rel, &scan.branch)?;
+                }
+            }
+        }
+        finish_closing(&mut self.ledger, &self.engine, &self.config)?;
+        Ok(())
+    }
+
+    /// Runs until `stop` is set; the page in hand is finished first.
+    pub fn run(&mut self, stop: Arc<AtomicBool>) -> Result<(), WatchError> {
+        self.recover()?;
+        let (tx, rx) = std::sync::mpsc::channel::<PathBuf>();
+        let mut watcher = self.start_watcher(tx.clone())?;
+        let rescan = Duration::from_secs_f64(self.config.watch.rescan_secs.max(1.0));
+        let mut last_rescan: Option<Instant> = None;
+        let mut last_beat = Instant::now() - Duration::from_secs(3600);
+        tracing::info!("watching");
+        while !stop.load(Ordering::SeqCst) {
+            if last_rescan.is_none_or(|t| t.elapsed() >= rescan) {
+                let recovered = self.check_inboxes();
+                if recovered {
+                    // A share that came back needs its watch set up again.
+                    watcher = self.start_watcher(tx.clone())?;
+                }
+                self.rescan();
+                last_rescan = Some(Instant::now());
+            }
+            while let Ok(path) = rx.try_recv() {
+                self.notice(&path);
+            }
+            self.take_quiet_files()?;
+            self.read_pending(&stop)?;
+            if let Some(s) = self.schedule {
+                let start = parse_local(&self.ledger.period_start()?);
+                let now = chrono::Local::now().naive_local();
+                if s.due(start, now) {
+                    close_batch(&mut self.ledger, &self.engine, &self.config)?;
+                }
+            }
+            if last_beat.elapsed() >= Duration::from_secs(30) {
+                self.ledger
+                    .set_meta("heartbeat", &chrono::Local::now().to_rfc3339())?;
+                last_beat = Instant::now();
+            }
+            if let Ok(path) = rx.recv_timeout(Duration::from_millis(500)) {
+                self.notice(&path);
+            }
+        }
+        drop(watcher);
+        tracing::info!("stopped");
+        Ok(())
+    }
+
+    fn start_watcher(
+        &self,
+        tx: std::sync::mpsc::Sender<PathBuf>,
+    ) -> Result<Box<dyn notify::Watcher>, WatchError> {
+        use notify::Watcher;
+        let inbox = &self.config.watch.inbox;
+        let poll = match self.config.watch.mode {
+            WatchMode::Poll => true,
+            WatchMode::Inotify => false,
+            WatchMode::Auto => is_network_fs(inbox),
+        };
+        let handler = move |res: notify::Result<notify::Event>| {
+            if let Ok(ev) = res {
+                for p in ev.paths {
+                    let _ = tx.send(p);
+                }
+            }
+        };
+        let mut w: Box<dyn notify::Watcher> = if poll {
+            let cfg = notify::Config::default().with_poll_interval(Duration::from_secs_f64(
+                self.config.watch.poll_secs.max(0.2),
+            ));
+            Box::new(notify::PollWatcher::new(handler, cfg)?)
+        } else {
+            Box::new(notify::RecommendedWatcher::new(
+                handler,
+                notify::Config::default(),
+            )?)
+        };
+        if inbox.exists() {
+            if let Err(e) = w.watch(inbox, notify::RecursiveMode::Recursive) {
+                tracing::warn!(inbox = %inbox.display(), "cannot watch, relying on rescans: {e}");
+            }
+        }
+        tracing::info!(inbox = %inbox.display(), mode = if poll { "poll" } else { "inotify" }, "watcher started");
+        Ok(w)
+    }
+
+    /// Logs each branch inbox that goes missing or comes back; true when
+    /// one came back.
+    fn check_inboxes(&mut self) -> bool {
+        let mut recovered = false;
+        for b in &self.config.watch.branches {
+            let dir = self.config.watch.inbox.join(b);
+            let ok = std::fs::read_dir(&dir).is_ok();
+            let was = self.healthy.insert(b.clone(), ok);
+            match (was, ok) {
+                (Some(true) | None, false) => {
+                    tracing::warn!(branch = %b, inbox = %dir.display(), "inbox missing or unreadable; retrying")
+                }
+                (Some(false), true) => {
+                    tracing::info!(branch = %b, "inbox is back");
+                    recovered = true;
+                }
+                _ => {}
+            }
+        }
+        recovered
+    }
+
+    fn rescan(&mut self) {
+        if let Ok(scans) = intake::collect(&self.config.watch.inbox) {
+            for s in scans {
+                self.notice(&s.path);
+            }
+        }
+    }
+
+    fn notice(&mut self, path: &Path) {
+        if let Ok(m) = std::fs::metadata(path) {
+            if m.is_file() {
+                let mtime = m.modified().unwrap_or(SystemTime::UNIX_EPOCH);
+                let quiet = Duration::from_secs_f64(self.config.watch.quiet_secs);
+                self.quiet
+                    .observe(path, m.len(), mtime, Instant::now(), quiet);
+            }
+        }
+    }
+
+    /// Takes every tracked file that has been still for the quiet period and
+    /// whose format end is present.
+    fn take_quiet_files(&mut self) -> Result<(), WatchError> {
+        self.quiet.retain_existing();
+        let quiet = Duration::from_secs_f64(self.config.watch.quiet_secs);
+        let inbox = self.config.watch.inbox.clone();
+        let mut tracked = self.quiet.tracked();
+        tracked.sort();
+        for path in tracked {
+            let Ok(m) = std::fs::metadata(&path) else {
+                continue;
+            };
+            let mtime = m.modified().unwrap_or(SystemTime::UNIX_EPOCH);
+            if !self
+                .quiet
+                .observe(&path, m.len(), mtime, Instant::now(), quiet)
+            {
+                continue;
+            }
+            let Some(scan) = scan_of(&inbox, &path) else {
+                self.quiet.forget(&path);
+                continue;
+            };
+            let complete = intake::looks_complete(&path).unwrap_or(false);
+            // An empty or never-finished file is taken (and quarantined)
+            // only after it has been still for a long while.
+            let stale = self
+                .quiet
+                .observe(&path, m.len(), mtime, Instant::now(), quiet * 12);
+            if !complete && !stale {
+                continue;
+            }
+            self.take(&scan)?;
+            self.quiet.forget(&path);
+        }
+        Ok(())
+    }
+
+    /// Moves a scan into the work area, then records it. A crash between the
+    /// two is found by `recover`.
+    fn take(&mut self, scan: &Scan) -> Result<(), WatchError> {
+        let name = scan.rel.rsplit('/').next().unwrap_or(&scan.rel);
+        let stamp = chrono::Local::now().format("%Y%m%dT%H%M%S%.3f");
+        let dir = self.config.watch.work.join(&scan.branch);
+        std::fs::create_dir_all(&dir).map_err(io(&dir))?;
+        let mut rel = format!("{}/{stamp}_{name}", scan.branch);
+        let mut n = 2;
+        while self.config.watch.work.join(&rel).exists() {
+            rel = format!("{}/{stamp}-{n}_{name}", scan.branch);
+            n += 1;
+        }
+        let target = self.config.watch.work.join(&rel);
+        move_file(&scan.path, &target)?;
+        self.record_taken(&target, &rel, &scan.branch)
+    }
+
+    fn record_taken(&mut self, path: &Path, rel: &str, branch: &str) -> Result<(), WatchError> {
+        let bytes = std::fs::read(path).map_err(io(path))?;
+        let sha = hex::encode(Sha256::digest(&bytes));
+        let source = source_of(rel);
+        match self.ledger.receive(&sha, branch, &source, rel)? {
+            Received::New(_) => tracing::info!(file = %source, "taken"),
+            Received::Duplicate { first_source, .. } => {
+                tracing::warn!(file = %source, first = %first_source, "same file received twice; quarantined")
+            }
+        }
+        Ok(())
+    }
+
+    /// Reads pending scans, a few at a time in parallel, each stored in its
+    /// own transaction; stops between groups when asked to.
+    fn read_pending(&mut self, stop: &AtomicBool) -> Result<(), WatchError> {
+        self.reload_register_if_changed();
+        for (dup, reason) in self.ledger.duplicates_to_quarantine()? {
+            let path = self.config.watch.work.join(&dup.work_path);
+            let entry = emit::quarantine(&self.config.watch.out, &path, &dup.source, &reason)?;
+            self.ledger.store_quarantine(dup.id, &entry)?;
+        }
+        let pending = self.ledger.pending()?;
+        let group = rayon::current_num_threads().max(1);
+        for chunk in pending.chunks(group) {
+            if stop.load(Ordering::SeqCst) {
+                break;
+            }
+            let mut to_read: Vec<&PendingScan> = Vec::new();
+            for p in chunk {
+                // Committed before the try: a file that kills the reader is
+                // quarantined on the third restart, not retried forever.
+                if self.ledger.begin_attempt(p.id)? > 3 {
+                    self.quarantine(
+                        p,
+                        "read_crashed: the reader stopped on this file three times",
+                    )?;
+                } else {
+                    to_read.push(p);
+                }
+            }
+            let work = &self.config.watch.work;
+            let engine = &self.engine;
+            let results: Vec<(&PendingScan, FileOutcome)> = to_read
+                .par_iter()
+                .map(|p| {
+                    let scan = Scan {
+                        path: work.join(&p.work_path),
+                        rel: p.source.clone(),
+                        branch: p.branch.clone(),
+                    };
+                    (*p, engine.process(&scan).1)
+                })
+                .collect();
+            for (p, outcome) in results {
+                match outcome {
+                    FileOutcome::Pages(pages) => {
+                        let demoted = self.ledger.store_read(p.id, &pages)?;
+                        tracing::info!(file = %p.source, pages = pages.len(), duplicate_pages = demoted, "read");
+                    }
+                    FileOutcome::Quarantine { reason } => self.quarantine(p, &reason)?,
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn quarantine(&mut self, p: &PendingScan, reason: &str) -> Result<(), WatchError> {
+        let path = self.config.watch.work.join(&p.work_path);
+        let entry = emit::quarantine(&self.config.watch.out, &path, &p.source, reason)?;
+        self.ledger.store_quarantine(p.id, &entry)?;
+        tracing::info!(file = %p.source, %reason, "quarantined");
+        Ok(())
+    }
+
+    /// A register that fails to load keeps the previous one in use.
+    fn reload_register_if_changed(&mut self) {
+        let stamp = modified(&self.config.watch.register);
+        if stamp == self.register_stamp {
+            return;
+        }
+        match Register::load(&self.config.watch.register, &self.config.register) {
+            Ok(r) => {
+                self.engine.set_register(r);
+                self.register_stamp = stamp;
+                tracing::info!("register reloaded");
+            }
+            Err(e) => tracing::error!("register not reloaded, the previous one stays in use: {e}"),
+        }
+    }
+}
+
+fn modified(path: &Path) -> Option<SystemTime> {
+    std::fs::metadata(path).and_then(|m| m.modified()).ok()
+}
+
+fn parse_local(rfc3339: &str) -> NaiveDateTime {
+    chrono::DateTime::parse_from_rfc3339(rfc3339)
+        .map(|t| t.with_timezone(&chrono::Local).naive_local())
+        .unwrap_or_else(|_| chrono::Local::now().naive_local())
+}
+
+/// The inbox-relative scan for a path, unless it is clutter or outside.
+fn scan_of(inbox: &Path, path: &Path) -> Option<Scan> {
+    let rel = path.strip_prefix(inbox).ok()?;
+    let parts: Vec<String> = rel
+        .components()
+        .map(|c| c.as_os_str().to_string_lossy().into_owned())
+        .collect();
+    if parts.iter().any(|p| intake::is_clutter(p)) {
+        return None;
+    }
+    let branch = if parts.len() > 1 {
+        parts[0].clone()
+    } else {
+        intake::ROOT_BRANCH.to_string()
+    };
+    Some(Scan {
+        path: path.to_path_buf(),
+        rel: parts.join("/"),
+        branch,
+    })
+}
+
+/// `<branch>/<stamp>_<name>` in the work area → `<branch>/<name>` as dropped.
+fn source_of(work_rel: &str) -> String {
+    match work_rel.split_once('/') {
+        Some((branch, file)) => {
+            let name = file.split_once('_').map_or(file, |(_, n)| n);
+            format!("{branch}/{name}")
+        }
+        None => work_rel.to_string(),
+    }
+}
+
+/// Atomic rename on one file system; across file systems copy, sync,
+/// verify, then remove the original.
+fn move_file(from: &Path, to: &Path) -> Result<(), WatchError> {
+    match std::fs::rename(from, to) {
+        Ok(()) => {}
+        Err(e) if e.raw_os_error() == Some(libc::EXDEV) => {
+            let bytes = std::fs::read(from).map_err(io(from))?;
+            {
+                use std::io::Write;
+                let mut f = std::fs::File::create(to).map_err(io(to))?;
+                f.write_all(&bytes).map_err(io(to))?;
+                f.sync_all().map_err(io(to))?;
+            }
+            if std::fs::read(to).map_err(io(to))? != bytes {
+                let _ = std::fs::remove_file(to);
+                return Err(WatchError::CopyMismatch {
+                    path: from.to_path_buf(),
+                });
+            }
+            std::fs::remove_file(from).map_err(io(from))?;
+        }
+        Err(e) => return Err(io(from)(e)),
+    }
+    if let Some(dir) = to.parent() {
+        std::fs::File::open(dir)
+            .and_then(|d| d.sync_all())
+            .map_err(io(dir))?;
+    }
+    Ok(())
+}
+
+/// Creates a working folder: settings, one inbox per branch, output.
+pub fn init(dir: &Path, forms_dir: &Path) -> Result<PathBuf, WatchError> {
+    let settings = dir.join("todoke.toml");
+    std::fs::create_dir_all(dir).map_err(io(dir))?;
+    if !settings.exists() {
+        std::fs::write(&settings, crate::config::settings_text(forms_dir))
+            .map_err(io(&settings))?;
+    }
+    let config = Config::load(&settings).map_err(|e| WatchError::Io {
+        path: settings.clone(),
+        source: std::io::Error::other(e.to_string()),
+    })?;
+    for b in &config.watch.branches {
+        let d = config.watch.inbox.join(b);
+        std::fs::create_dir_all(&d).map_err(io(&d))?;
+    }
+    for d in [&config.watch.out, &config.watch.work] {
+        std::fs::create_dir_all(d).map_err(io(d))?;
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(d, std::fs::Permissions::from_mode(0o700)).map_err(io(d))?;
+    }
+    Ok(settings)
+}
+
+/// What `todoke status` prints.
+pub fn status_text(config: &Config) -> Result<String, WatchError> {
+    use std::fmt::Write;
+    let ledger = Ledger::open(&config.watch.state)?;
+    let s = ledger.status()?;
+    let mut t = String::new();
+    let _ = writeln!(t, "scans by state:");
+    if s.by_state.is_empty() {
+        let _ = writeln!(t, "  (none yet)");
+    }
+    for (k, v) in &s.by_state {
+        let _ = writeln!(t, "  {k:<12} {v}");
+    }
+    let _ = writeln!(
+        t,
+        "branches (waiting in inbox / taken, not read / read, not batched):"
+    );
+    for b in &config.watch.branches {
+        let dir = config.watch.inbox.join(b);
+        let waiting = match intake::collect(&dir) {
+            Ok(v) => v.len().to_string(),
+            Err(_) => "UNHEALTHY: inbox missing or unreadable".into(),
+        };
+        let _ = writeln!(
+            t,
+            "  {b:<12} {waiting} / {} / {}",
+            s.received_by_branch.get(b).unwrap_or(&0),
+            s.open_by_branch.get(b).unwrap_or(&0)
+        );
+    }
+    match &s.last_batch {
+        Some(b) => {
+            let _ = writeln!(
+                t,
+                "last batch: {} ({}, {} scans{})",
+                b.id,
+                b.state,
+                b.scans,
+                b.closed_at
+                    .as_deref()
+                    .map(|c| format!(", closed {c}"))
+                    .unwrap_or_default()
+            );
+        }
+        None => {
+            let _ = writeln!(t, "last batch: none");
+        }
+    }
+    let _ = writeln!(
+        t,
+        "daemon heartbeat: {}",
+        s.heartbeat.as_deref().unwrap_or("never")
+    );
+    Ok(t)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::NaiveDate;
+
+    fn at(y: i32, m: u32, d: u32, h: u32, min: u32) -> NaiveDateTime {
+        NaiveDate::from_ymd_opt(y, m, d)
+            .unwrap()
+            .and_hms_opt(h, min, 0)
+            .unwrap()
+    }
+
+    #[test]
+    fn weekly_close_is_due_once_per_scheduled_moment() {
+        let s = parse_schedule("Mon 09:00").unwrap().unwrap();
+        // 2026-11-23 is a Monday.
+        assert_eq!(
+            s.last_before(at(2026, 11, 23, 9, 0)),
+            at(2026, 11, 23, 9, 0)
+        );
+        assert_eq!(
+            s.last_before(at(2026, 11, 23, 8, 59)),
+            at(2026, 11, 16, 9, 0)
+        );
+        assert_eq!(
+            s.last_before(at(2026, 11, 27, 12, 0)),
+            at(2026, 11, 23, 9, 0)
+        );
+        assert!(!s.due(at(2026, 11, 17, 10, 0), at(2026, 11, 23, 8, 59)));
+        assert!(s.due(at(2026, 11, 17, 10, 0), at(2026, 11, 23, 9, 0)));
+        // Just closed at 09:00:30: not due again until next Monday.
+        assert!(!s.due(
+            at(2026, 11, 23, 9, 0) + chrono::Duration::seconds(30),
+            at(2026, 11, 25, 9, 0)
+        ));
+        // Stopped over the weekend's moment: due at start.
+        assert!(s.due(at(2026, 11, 13, 9, 0), at(2026, 11, 24, 7, 0)));
+        assert!(parse_schedule("").unwrap().is_none());
+        assert!(parse_schedule("Monday at nine").is_err());
+        assert!(parse_schedule("Xyz 09:00").is_err());
+    }
+
+    #[test]
+    fn work_names_give_back_the_dropped_name() {
+        assert_eq!(
+            source_of("honcho/20261123T090000.123_scan_01.pdf"),
+            "honcho/scan_01.pdf"
+        );
+        let inbox = Path::new("/srv/inbox");
+        let s = scan_of(inbox, Path::new("/srv/inbox/sakura/a.png")).unwrap();
+        assert_eq!(
+            (s.rel.as_str(), s.branch.as_str()),
+            ("sakura/a.png", "sakura")
+        );
+        assert!(scan_of(inbox, Path::new("/srv/inbox/sakura/~$a.docx")).is_none());
+        assert!(scan_of(inbox, Path::new("/elsewhere/a.png")).is_none());
+    }
+}
