@@ -194,7 +194,11 @@ impl Config {
             path: path.to_path_buf(),
             source,
         })?;
-        let base = path.parent().unwrap_or(Path::new("."));
+        let parent = match path.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p,
+            _ => Path::new("."),
+        };
+        let base = std::path::absolute(parent).unwrap_or_else(|_| parent.to_path_buf());
         if c.forms_dir.is_relative() && text.contains("forms_dir") {
             c.forms_dir = base.join(&c.forms_dir);
         }

@@ -130,6 +130,12 @@ pub fn decode(
         return Err(DecodeError::Empty);
     }
     match sniff(bytes) {
+        // JPEG decoders fill a cut-off image with grey rather than fail;
+        // a scan without its end marker is refused instead of half read.
+        Some(ScanFormat::Jpeg) if !looks_complete(bytes) => Err(DecodeError::Corrupt {
+            format: ScanFormat::Jpeg,
+            detail: "the file ends before the JPEG end marker (truncated)".into(),
+        }),
         Some(f @ (ScanFormat::Png | ScanFormat::Jpeg)) => Ok(vec![DecodedPage {
             page: 1,
             image: decode_raster(bytes, f, limits)?,
@@ -462,6 +468,23 @@ mod tests {
             ),
             "{err}"
         );
+    }
+
+    #[test]
+    fn truncated_jpeg_is_corrupt_not_half_read() {
+        let img = GrayImage::from_fn(120, 80, |x, y| image::Luma([((x + y) % 256) as u8]));
+        let mut bytes = Vec::new();
+        img.write_to(&mut Cursor::new(&mut bytes), ImageFormat::Jpeg)
+            .unwrap();
+        assert_eq!(
+            decode(&bytes, &DecodeLimits::default(), &no_pdf())
+                .unwrap()
+                .len(),
+            1
+        );
+        let cut = &bytes[..bytes.len() * 2 / 3];
+        let err = decode(cut, &DecodeLimits::default(), &no_pdf()).unwrap_err();
+        assert_eq!(err.code(), "corrupt", "{err}");
     }
 
     #[test]

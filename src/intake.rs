@@ -85,93 +85,11 @@ pub fn is_clutter(name: &str) -> bool {
         || lower.ends_with(".crdownload")
 }
 
-/// Whether a file's format says it has been written to the end.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Ending {
-    Complete,
-    Incomplete,
-    /// TIFF has no end marker; only decoding every directory tells.
-    NeedsDecoding,
-    /// Not a scan format: taken after the quiet period, then quarantined.
-    Unknown,
-}
-
-/// Judges a file from its first and last bytes. Scanners and copy tools
-/// write front to back, so a file whose end marker is present is complete.
-pub fn ending(head: &[u8], tail: &[u8]) -> Ending {
-    // Trailing padding after the end marker is common (scanner firmware,
-    // SMB block fills); allow a little.
-    let trimmed = {
-        let end = tail
-            .iter()
-            .rposition(|&b| b != 0 && b != b'\n' && b != b'\r' && b != b' ');
-        &tail[..end.map_or(0, |e| e + 1)]
-    };
-    if head.starts_with(b"%PDF-") {
-        let window = &trimmed[trimmed.len().saturating_sub(1024)..];
-        if window.windows(5).any(|w| w == b"%%EOF") {
-            Ending::Complete
-        } else {
-            Ending::Incomplete
-        }
-    } else if head.starts_with(b"\x89PNG\r\n\x1a\n") {
-        if tail.ends_with(b"IEND\xAE\x42\x60\x82") {
-            Ending::Complete
-        } else {
-            Ending::Incomplete
-        }
-    } else if head.starts_with(&[0xFF, 0xD8, 0xFF]) {
-        let window = &tail[tail.len().saturating_sub(64)..];
-        if window.windows(2).any(|w| w == [0xFF, 0xD9]) {
-            Ending::Complete
-        } else {
-            Ending::Incomplete
-        }
-    } else if head.starts_with(b"II*\0") || head.starts_with(b"MM\0*") {
-        Ending::NeedsDecoding
-    } else {
-        Ending::Unknown
-    }
-}
-
-/// Reads a file's head and tail and judges it; TIFFs are walked through
-/// every directory. An empty file is never complete by its format.
+/// Whether a file in the inbox has been written to its end, by its
+/// format's end marker (see `decode::looks_complete`). Scanners and copy
+/// tools write front to back, so a present end marker means complete.
 pub fn looks_complete(path: &Path) -> std::io::Result<bool> {
-    use std::io::{Read, Seek, SeekFrom};
-    let mut f = std::fs::File::open(path)?;
-    let len = f.metadata()?.len();
-    if len == 0 {
-        return Ok(false);
-    }
-    let mut head = vec![0u8; len.min(16) as usize];
-    f.read_exact(&mut head)?;
-    let tail_len = len.min(2048);
-    f.seek(SeekFrom::Start(len - tail_len))?;
-    let mut tail = vec![0u8; tail_len as usize];
-    f.read_exact(&mut tail)?;
-    Ok(match ending(&head, &tail) {
-        Ending::Complete | Ending::Unknown => true,
-        Ending::Incomplete => false,
-        Ending::NeedsDecoding => tiff_readable(std::fs::File::open(path)?),
-    })
-}
-
-fn tiff_readable(f: std::fs::File) -> bool {
-    let Ok(mut d) = tiff::decoder::Decoder::new(std::io::BufReader::new(f)) else {
-        return false;
-    };
-    // Decoding every page is the only sure test; it happens once per file.
-    loop {
-        if d.read_image().is_err() {
-            return false;
-        }
-        if !d.more_images() {
-            return true;
-        }
-        if d.next_image().is_err() {
-            return false;
-        }
-    }
+    Ok(crate::decode::looks_complete(&std::fs::read(path)?))
 }
 
 /// Tracks files until their size and mtime have been still for the quiet
@@ -241,23 +159,20 @@ mod tests {
 
     #[test]
     fn a_scan_is_complete_only_with_its_end_marker() {
-        let png = std::fs::read(
-            std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-                .join("forms/pregnancy-notification.png"),
-        )
-        .unwrap();
-        let judge = |b: &[u8]| ending(&b[..16.min(b.len())], &b[b.len().saturating_sub(2048)..]);
-        assert_eq!(judge(&png), Ending::Complete);
-        assert_eq!(judge(&png[..png.len() - 5]), Ending::Incomplete);
-        assert_eq!(judge(&png[..png.len() / 2]), Ending::Incomplete);
-        let pdf = b"%PDF-1.4\n1 0 obj<<>>endobj\ntrailer<<>>\n%%EOF\n\0\0".to_vec();
-        assert_eq!(judge(&pdf), Ending::Complete);
-        assert_eq!(judge(&pdf[..20]), Ending::Incomplete);
+        let dir = tempfile::tempdir().unwrap();
+        let check = |name: &str, bytes: &[u8]| {
+            let p = dir.path().join(name);
+            std::fs::write(&p, bytes).unwrap();
+            looks_complete(&p).unwrap()
+        };
+        let pdf = b"%PDF-1.4\n1 0 obj<<>>endobj\ntrailer<<>>\n%%EOF\n";
+        assert!(check("a.pdf", pdf));
+        assert!(!check("b.pdf", &pdf[..20]));
         let jpeg = [0xFF, 0xD8, 0xFF, 0xE0, 1, 2, 3, 0xFF, 0xD9];
-        assert_eq!(judge(&jpeg), Ending::Complete);
-        assert_eq!(judge(&jpeg[..7]), Ending::Incomplete);
-        assert_eq!(judge(b"II*\0rest"), Ending::NeedsDecoding);
-        assert_eq!(judge(b"meeting notes"), Ending::Unknown);
+        assert!(check("a.jpg", &jpeg));
+        assert!(!check("b.jpg", &jpeg[..7]));
+        assert!(!check("empty.png", b""));
+        assert!(!check("notes.pdf", b"meeting notes"));
     }
 
     #[test]
@@ -271,9 +186,6 @@ mod tests {
         let half = dir.path().join("half.tif");
         std::fs::write(&half, &bytes[..bytes.len() / 2]).unwrap();
         assert!(!looks_complete(&half).unwrap());
-        let empty = dir.path().join("empty.png");
-        std::fs::write(&empty, b"").unwrap();
-        assert!(!looks_complete(&empty).unwrap());
     }
 
     #[test]

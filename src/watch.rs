@@ -399,6 +399,14 @@ impl<'r> Daemon<'r> {
             {
                 continue;
             }
+            // The file's own mtime must be as old, too (a mtime in the
+            // future, from a share's skewed clock, leaves it to the tracker).
+            if SystemTime::now()
+                .duration_since(mtime)
+                .is_ok_and(|age| age < quiet)
+            {
+                continue;
+            }
             let Some(scan) = scan_of(&inbox, &path) else {
                 self.quiet.forget(&path);
                 continue;

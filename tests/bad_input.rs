@@ -60,11 +60,17 @@ fn bad_files_are_quarantined_and_good_ones_processed() {
     copy(&good_pdf, &inbox.join("sakura/good.pdf"));
     let png = std::fs::read(&good_png).unwrap();
     let pdf = std::fs::read(&good_pdf).unwrap();
-    let bad: [(&str, Vec<u8>, &str); 5] = [
+    let jpg = std::fs::read(samples.join("sakura/scan-0002.jpg")).unwrap();
+    let bad: [(&str, Vec<u8>, &str); 6] = [
         ("honcho/empty.png", vec![], "empty"),
         (
             "honcho/truncated.png",
             png[..png.len() / 3].to_vec(),
+            "corrupt",
+        ),
+        (
+            "sakura/truncated.jpg",
+            jpg[..jpg.len() / 3].to_vec(),
             "corrupt",
         ),
         (

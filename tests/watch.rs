@@ -138,9 +138,12 @@ fn published(out: &Path) -> Published {
 }
 
 fn pages_in(bytes: &[u8], name: &str) -> usize {
+    // pdfium binds once per process.
+    static PDF: std::sync::OnceLock<todoke::decode::PdfRenderer> = std::sync::OnceLock::new();
+    let pdf = PDF
+        .get_or_init(|| todoke::decode::PdfRenderer::start(&todoke::decode::pdfium_library_path()));
     let limits = todoke::decode::DecodeLimits::default();
-    let pdf = todoke::decode::PdfRenderer::start(&todoke::decode::pdfium_library_path());
-    match todoke::decode::decode(bytes, &limits, &pdf) {
+    match todoke::decode::decode(bytes, &limits, pdf) {
         Ok(pages) => pages.len(),
         Err(e) => panic!("{name}: {e}"),
     }
@@ -178,6 +181,10 @@ fn a_file_being_written_is_taken_only_once_complete() {
     }
     let taken_after = written.elapsed();
     assert!(!target.exists(), "the completed file is taken");
+    assert!(
+        taken_after >= Duration::from_millis(700),
+        "taken {taken_after:?} after its last write, within the quiet period"
+    );
     // Its record is in the ledger: closing a batch publishes it.
     std::thread::sleep(Duration::from_secs(2));
     terminate(daemon);
