@@ -4,7 +4,7 @@ CARGO ?= cargo
 OUT ?= out/demo
 BIN = target/release/todoke
 
-.PHONY: setup build demo test bench bench-digits train-digits lint samples
+.PHONY: setup build demo test bench bench-watch bench-digits train-digits lint samples
 
 setup:
 	@bash scripts/setup.sh
@@ -27,12 +27,18 @@ lint:
 bench: build
 	bash scripts/bench.sh
 
+# The daemon under a stream of scans: latency, pages/s, memory after 1,000
+# and BENCH_PAGES (default 10,000) pages.
+bench-watch: build
+	python3 scripts/bench-watch.py
+
 # One core, as the figure in the issue is stated per core.
 bench-digits: build
 	RAYON_NUM_THREADS=1 $(BIN) bench digits
 
+# About 45 minutes on the 2-core machine; see models/README.md.
 train-digits: build
-	$(BIN) digits train --out models/digits.safetensors
+	nice -n 10 $(BIN) digits train --epochs 40 --seed 1 --out models/digits.safetensors
 
 # Regenerates samples/ and seeds/register.csv (seed 5, 20 pages, two branches).
 samples: build
