@@ -24,10 +24,21 @@ pub fn normalise(cell: &GrayImage) -> Option<Vec<f32>> {
 /// that grey scans and faint pens look alike.
 pub fn ink_map(cell: &GrayImage) -> Vec<f32> {
     let px = cell.as_raw();
-    let mut sorted: Vec<u8> = px.clone();
-    sorted.sort_unstable();
-    let paper = sorted[(sorted.len() * 7) / 10] as f32;
-    let darkest = sorted[sorted.len() / 200] as f32;
+    // Grey levels at given ranks, from a histogram (as sorting would give).
+    let mut hist = [0usize; 256];
+    px.iter().for_each(|&v| hist[v as usize] += 1);
+    let at_rank = |rank: usize| {
+        let mut seen = 0;
+        for (level, &n) in hist.iter().enumerate() {
+            seen += n;
+            if seen > rank {
+                return level as f32;
+            }
+        }
+        255.0
+    };
+    let paper = at_rank((px.len() * 7) / 10);
+    let darkest = at_rank(px.len() / 200);
     // A cell with nothing darker than faint noise keeps a fixed scale, so
     // dust is not stretched into strokes.
     let span = (paper - darkest).max(90.0);
@@ -187,29 +198,38 @@ pub fn to_mnist(ink: &[f32], w: usize, h: usize) -> Option<Vec<f32>> {
     let ox = (SIDE as f32 - ow) / 2.0;
     let oy = (SIDE as f32 - oh) / 2.0;
     let inv = 1.0 / scale;
+    let n = inv.ceil().max(1.0) as usize;
+    // The source column (row) of each of the n sample points of each target
+    // column (row), or None outside the ink's box: the grid is separable.
+    let points = |offset: f32, lo: usize, hi: usize| -> Vec<Option<usize>> {
+        (0..SIDE)
+            .flat_map(|t| {
+                let s0 = (t as f32 - offset) * inv + lo as f32;
+                (0..n).map(move |i| {
+                    let s = s0 + (i as f32 + 0.5) * inv / n as f32;
+                    (s >= lo as f32 && s < (hi + 1) as f32).then_some(s as usize)
+                })
+            })
+            .collect()
+    };
+    let xs = points(ox, x0, x1);
+    let ys = points(oy, y0, y1);
+    let cnt = (n * n) as f32;
     for ty in 0..SIDE {
+        let rows = &ys[ty * n..(ty + 1) * n];
+        if rows.iter().all(Option::is_none) {
+            continue;
+        }
         for tx in 0..SIDE {
-            let sx0 = (tx as f32 - ox) * inv + x0 as f32;
-            let sy0 = (ty as f32 - oy) * inv + y0 as f32;
-            let n = inv.ceil().max(1.0) as usize;
+            let cols = &xs[tx * n..(tx + 1) * n];
             let mut acc = 0.0;
-            let mut cnt = 0;
-            for j in 0..n {
-                for i in 0..n {
-                    let sx = sx0 + (i as f32 + 0.5) * inv / n as f32;
-                    let sy = sy0 + (j as f32 + 0.5) * inv / n as f32;
-                    cnt += 1;
-                    if sx < x0 as f32
-                        || sy < y0 as f32
-                        || sx >= (x1 + 1) as f32
-                        || sy >= (y1 + 1) as f32
-                    {
-                        continue;
-                    }
-                    acc += ink[sy as usize * w + sx as usize];
+            for sy in rows.iter().flatten() {
+                let line = &ink[sy * w..(sy + 1) * w];
+                for sx in cols.iter().flatten() {
+                    acc += line[*sx];
                 }
             }
-            small[ty * SIDE + tx] = acc / cnt as f32;
+            small[ty * SIDE + tx] = acc / cnt;
         }
     }
     Some(centre_of_mass(&small))
