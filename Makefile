@@ -36,9 +36,9 @@ bench-watch: build
 bench-digits: build
 	RAYON_NUM_THREADS=1 $(BIN) bench digits
 
-# About 45 minutes on the 2-core machine; see models/README.md.
+# About 45 minutes on one core; see models/README.md.
 train-digits: build
-	nice -n 10 $(BIN) digits train --epochs 40 --seed 1 --out models/digits.safetensors
+	RAYON_NUM_THREADS=1 nice -n 10 $(BIN) digits train --epochs 40 --seed 1 --out models/digits.safetensors
 
 # Regenerates samples/ and seeds/register.csv (seed 5, 20 pages, two branches).
 samples: build

@@ -84,7 +84,7 @@ pub fn bench(
     for (t, cov, err) in risk_coverage(&readings, &truth) {
         writeln!(
             out,
-            "{t:>9.3}  {:>7.2}%  {:>8.3}%",
+            "{t:>9.4}  {:>7.2}%  {:>8.3}%",
             cov * 100.0,
             err * 100.0
         )?;

@@ -88,6 +88,56 @@ pub fn japanese_habit(pixels: &[f32], label: u8, rng: &mut impl Rng) -> Vec<f32>
     out
 }
 
+/// Elastic distortion (Simard et al. 2003) of 28×28 MNIST pixels: every
+/// pixel is displaced by a random field smoothed with a Gaussian of `sigma`
+/// pixels and scaled by `alpha`, so strokes bend the way another hand would
+/// have drawn them. Training only: validation and the benchmark draw the
+/// digits as they are.
+pub fn elastic(pixels: &[f32], alpha: f32, sigma: f32, rng: &mut impl Rng) -> Vec<f32> {
+    let radius = (3.0 * sigma).ceil() as i32;
+    let kernel: Vec<f32> = (-radius..=radius)
+        .map(|d| (-(d * d) as f32 / (2.0 * sigma * sigma)).exp())
+        .collect();
+    let norm: f32 = kernel.iter().sum();
+    let smooth = |field: Vec<f32>| -> Vec<f32> {
+        let pass = |f: &[f32], horizontal: bool| -> Vec<f32> {
+            (0..784usize)
+                .map(|i| {
+                    let (x, y) = ((i % 28) as i32, (i / 28) as i32);
+                    kernel
+                        .iter()
+                        .enumerate()
+                        .map(|(k, w)| {
+                            let d = k as i32 - radius;
+                            let (xx, yy) = if horizontal { (x + d, y) } else { (x, y + d) };
+                            let (xx, yy) = (xx.clamp(0, 27), yy.clamp(0, 27));
+                            w * f[(yy * 28 + xx) as usize]
+                        })
+                        .sum::<f32>()
+                        / norm
+                })
+                .collect()
+        };
+        pass(&pass(&field, true), false)
+    };
+    let mut field = || smooth((0..784).map(|_| rng.gen_range(-1.0f32..1.0)).collect());
+    let (dx, dy) = (field(), field());
+    // A smoothed uniform field has a small spread; rescale it to unit
+    // standard deviation so `alpha` reads in pixels.
+    let spread = |f: &[f32]| {
+        (f.iter().map(|v| v * v).sum::<f32>() / 784.0)
+            .sqrt()
+            .max(1e-6)
+    };
+    let (sx, sy) = (alpha / spread(&dx), alpha / spread(&dy));
+    (0..784)
+        .map(|i| {
+            let (x, y) = ((i % 28) as f32 + 0.5, (i / 28) as f32 + 0.5);
+            sample(pixels, x + dx[i] * sx, y + dy[i] * sy)
+        })
+        .collect()
+}
+
 fn segment_distance(p: (f32, f32), a: (f32, f32), b: (f32, f32)) -> f32 {
     let (dx, dy) = (b.0 - a.0, b.1 - a.1);
     let len2 = (dx * dx + dy * dy).max(1e-6);

@@ -6,6 +6,7 @@
 pub mod bench;
 pub mod cells;
 pub mod cnn;
+pub mod fast;
 pub mod mnist;
 pub mod preprocess;
 pub mod printed;
