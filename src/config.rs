@@ -20,6 +20,29 @@ pub struct Config {
     pub watch: WatchConfig,
     pub batch: BatchConfig,
     pub log: LogConfig,
+    pub review: ReviewConfig,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ReviewConfig {
+    /// Address the review page listens on; keep it 127.0.0.1 unless a
+    /// reverse proxy with its own login is in front.
+    pub bind: String,
+    /// 0 picks a free port.
+    pub port: u16,
+    /// Reviewer recorded with every decision; empty: asked on the page.
+    pub reviewer: String,
+}
+
+impl Default for ReviewConfig {
+    fn default() -> Self {
+        ReviewConfig {
+            bind: "127.0.0.1".into(),
+            port: 8470,
+            reviewer: String::new(),
+        }
+    }
 }
 
 /// Where the daemon works. Relative paths are taken from the settings
@@ -153,6 +176,7 @@ impl Default for Config {
             watch: WatchConfig::default(),
             batch: BatchConfig::default(),
             log: LogConfig::default(),
+            review: ReviewConfig::default(),
         }
     }
 }
@@ -266,6 +290,14 @@ close_at = "Mon 09:00"
 # "human" or "json". Logs never carry names, birthdates or My Number.
 format = "human"
 
+[review]
+# `todoke review` serves the mismatch page here (127.0.0.1: this machine only).
+bind = "127.0.0.1"
+# 0 picks a free port.
+port = 8470
+# Name recorded with every decision; empty: each reviewer gives theirs on the page.
+reviewer = ""
+
 [register]
 # Column headers of the register export.
 atena_no = "atena_no"
@@ -311,6 +343,9 @@ mod tests {
         assert_eq!(c.watch.rescan_secs, d.watch.rescan_secs);
         assert_eq!(c.batch.close_at, d.batch.close_at);
         assert_eq!(c.log.format, d.log.format);
+        assert_eq!(c.review.bind, d.review.bind);
+        assert_eq!(c.review.port, d.review.port);
+        assert_eq!(c.review.reviewer, d.review.reviewer);
         assert_eq!(c.decode.pdf_dpi, d.decode.pdf_dpi);
         assert_eq!(c.decode.max_side_px, d.decode.max_side_px);
         assert_eq!(c.decode.max_pages, d.decode.max_pages);

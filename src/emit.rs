@@ -36,6 +36,9 @@ pub struct PageRecord {
     pub turned: bool,
     /// Entered through review rather than read.
     pub corrected: bool,
+    /// Who entered it in review.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reviewer: Option<String>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub candidates: Vec<CandidateView>,
     /// PNG images of the fields staff should look at, by field id.
@@ -142,6 +145,7 @@ impl PageRecord {
             sha256: sha256.into(),
             turned: false,
             corrected: false,
+            reviewer: None,
             candidates: Vec::new(),
             images: Vec::new(),
         }
@@ -396,6 +400,7 @@ fn column_value(t: &Template, r: &PageRecord, source: &str, batch_id: &str) -> S
         "@branch" => r.branch.clone(),
         "@sha256" => r.sha256.clone(),
         "@corrected" => u8::from(r.corrected).to_string(),
+        "@reviewer" => r.reviewer.clone().unwrap_or_default(),
         "@batch" => batch_id.to_string(),
         id => {
             let Some(f) = r.fields.get(id) else {
@@ -558,7 +563,8 @@ fn mismatches_csv(
     w.into_inner().expect("in-memory csv")
 }
 
-fn esc(s: &str) -> String {
+/// Escapes text for HTML.
+pub fn esc(s: &str) -> String {
     s.replace('&', "&amp;")
         .replace('<', "&lt;")
         .replace('>', "&gt;")

@@ -120,6 +120,41 @@ CREATE TABLE IF NOT EXISTS pages(
     PRIMARY KEY(scan_id, page)
 );
 CREATE INDEX IF NOT EXISTS pages_key ON pages(page_key);
+CREATE TABLE IF NOT EXISTS corrections(
+    scan_id INTEGER NOT NULL,
+    page INTEGER NOT NULL,
+    page_key TEXT,
+    record TEXT NOT NULL,
+    reviewer TEXT NOT NULL,
+    at TEXT NOT NULL,
+    batch_id TEXT,
+    PRIMARY KEY(scan_id, page)
+);
+CREATE TABLE IF NOT EXISTS rejections(
+    scan_id INTEGER NOT NULL,
+    page INTEGER NOT NULL,
+    reason TEXT NOT NULL,
+    reviewer TEXT NOT NULL,
+    at TEXT NOT NULL,
+    PRIMARY KEY(scan_id, page)
+);
+-- Who decided what: appended to, never changed.
+CREATE TABLE IF NOT EXISTS audit(
+    id INTEGER PRIMARY KEY,
+    at TEXT NOT NULL,
+    reviewer TEXT NOT NULL,
+    scan_id INTEGER NOT NULL,
+    page INTEGER NOT NULL,
+    action TEXT NOT NULL,
+    field TEXT,
+    before TEXT,
+    after TEXT,
+    reason TEXT
+);
+CREATE TRIGGER IF NOT EXISTS audit_no_update BEFORE UPDATE ON audit
+    BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
+CREATE TRIGGER IF NOT EXISTS audit_no_delete BEFORE DELETE ON audit
+    BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
 CREATE TABLE IF NOT EXISTS batches(
     id TEXT PRIMARY KEY,
     state TEXT NOT NULL,
@@ -387,8 +422,12 @@ impl Ledger {
              WHERE batch_id IS NULL AND (state = 'read' OR (state = 'quarantined' AND quarantine IS NOT NULL))",
             [batch_id],
         )?;
+        let corrected = tx.execute(
+            "UPDATE corrections SET batch_id = ?1 WHERE batch_id IS NULL",
+            [batch_id],
+        )?;
         tx.commit()?;
-        Ok(n)
+        Ok(n + corrected)
     }
 
     /// Batches whose close was started but not published.
@@ -440,6 +479,23 @@ impl Ledger {
                 })
                 .collect();
             records.push(r);
+        }
+        // Corrections made in review since the last close: new input, so
+        // the batch they were found in is never edited.
+        let mut st = self.conn.prepare(
+            "SELECT scan_id, page, record FROM corrections WHERE batch_id = ?1 ORDER BY at, scan_id, page",
+        )?;
+        let mut rows = st.query([batch_id])?;
+        while let Some(row) = rows.next()? {
+            let (scan, page): (i64, i64) = (row.get(0)?, row.get(1)?);
+            let text: String = row.get(2)?;
+            records.push(
+                serde_json::from_str(&text).map_err(|source| LedgerError::Record {
+                    scan,
+                    page,
+                    source,
+                })?,
+            );
         }
         let mut st = self.conn.prepare(
             "SELECT id, quarantine FROM scans WHERE batch_id = ?1 AND state = 'quarantined' ORDER BY id",
@@ -547,6 +603,229 @@ impl Ledger {
             last_batch,
             heartbeat: self.meta("heartbeat")?,
         })
+    }
+}
+
+/// A page staff still have to decide on.
+#[derive(Debug, Clone)]
+pub struct OpenMismatch {
+    pub scan_id: i64,
+    pub page: i64,
+    pub batch_id: String,
+    pub received_at: String,
+    pub record: PageRecord,
+}
+
+/// One line of the audit log.
+#[derive(Debug, Clone, Serialize)]
+pub struct AuditEntry {
+    pub at: String,
+    pub reviewer: String,
+    pub scan_id: i64,
+    pub page: i64,
+    pub action: String,
+    pub field: Option<String>,
+    pub before: Option<String>,
+    pub after: Option<String>,
+    pub reason: Option<String>,
+}
+
+/// A change to one field, for the audit log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FieldChange {
+    pub field: String,
+    pub before: String,
+    pub after: String,
+}
+
+#[derive(Debug, Clone)]
+pub enum Decision {
+    /// The corrected record passed the gate; it goes into the next batch.
+    Corrected {
+        record: Box<PageRecord>,
+        changes: Vec<FieldChange>,
+    },
+    /// Tried, but the gate refused: the page stays open with these reasons.
+    StillOpen {
+        changes: Vec<FieldChange>,
+        reasons: Vec<String>,
+    },
+    Rejected {
+        reason: String,
+    },
+}
+
+impl Ledger {
+    /// Mismatches of published batches nobody has decided yet, oldest first.
+    pub fn open_mismatches(&self) -> Result<Vec<OpenMismatch>, LedgerError> {
+        self.mismatches_where("", [])
+    }
+
+    pub fn open_mismatch(&self, scan: i64, page: i64) -> Result<Option<OpenMismatch>, LedgerError> {
+        Ok(self
+            .mismatches_where(" AND p.scan_id = ?1 AND p.page = ?2", [scan, page])?
+            .pop())
+    }
+
+    fn mismatches_where<P: rusqlite::Params>(
+        &self,
+        extra: &str,
+        params: P,
+    ) -> Result<Vec<OpenMismatch>, LedgerError> {
+        let sql = format!(
+            "SELECT p.scan_id, p.page, s.batch_id, s.received_at, p.record, p.images
+             FROM pages p JOIN scans s ON s.id = p.scan_id
+             JOIN batches b ON b.id = s.batch_id AND b.state = 'published'
+             WHERE p.status IN ('mismatch', 'unreadable')
+               AND NOT EXISTS (SELECT 1 FROM corrections c WHERE c.scan_id = p.scan_id AND c.page = p.page)
+               AND NOT EXISTS (SELECT 1 FROM rejections r WHERE r.scan_id = p.scan_id AND r.page = p.page)
+               {extra}
+             ORDER BY s.received_at, p.scan_id, p.page"
+        );
+        let mut st = self.conn.prepare(&sql)?;
+        let mut rows = st.query(params)?;
+        let mut out = Vec::new();
+        while let Some(row) = rows.next()? {
+            let (scan, page): (i64, i64) = (row.get(0)?, row.get(1)?);
+            let bad = |source| LedgerError::Record { scan, page, source };
+            let mut record: PageRecord =
+                serde_json::from_str(&row.get::<_, String>(4)?).map_err(bad)?;
+            let images: Vec<(String, String)> =
+                serde_json::from_str(&row.get::<_, String>(5)?).map_err(bad)?;
+            record.images = images
+                .into_iter()
+                .filter_map(|(f, b)| {
+                    base64::engine::general_purpose::STANDARD
+                        .decode(b)
+                        .ok()
+                        .map(|png| (f, png))
+                })
+                .collect();
+            out.push(OpenMismatch {
+                scan_id: scan,
+                page,
+                batch_id: row.get(2)?,
+                received_at: row.get(3)?,
+                record,
+            });
+        }
+        Ok(out)
+    }
+
+    /// Records a reviewer's decision and its audit lines in one transaction.
+    /// A correction whose form side and keys another validated page or
+    /// correction already has stays open as `duplicate_page`.
+    pub fn decide(
+        &mut self,
+        scan: i64,
+        page: i64,
+        reviewer: &str,
+        decision: &Decision,
+    ) -> Result<Decision, LedgerError> {
+        let tx = self.conn.transaction()?;
+        let at = now();
+        let audit = |tx: &rusqlite::Transaction,
+                     action: &str,
+                     c: Option<&FieldChange>,
+                     reason: Option<&str>|
+         -> Result<(), rusqlite::Error> {
+            tx.execute(
+                "INSERT INTO audit(at, reviewer, scan_id, page, action, field, before, after, reason)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                params![
+                    at,
+                    reviewer,
+                    scan,
+                    page,
+                    action,
+                    c.map(|c| c.field.as_str()),
+                    c.map(|c| c.before.as_str()),
+                    c.map(|c| c.after.as_str()),
+                    reason
+                ],
+            )?;
+            Ok(())
+        };
+        let mut decision = decision.clone();
+        if let Decision::Corrected { record, changes } = &decision {
+            let key = page_key(record);
+            let taken: bool = match &key {
+                Some(k) => tx
+                    .query_row(
+                        "SELECT 1 FROM pages WHERE page_key = ?1 AND status = 'validated'
+                         UNION ALL SELECT 1 FROM corrections WHERE page_key = ?1 LIMIT 1",
+                        [k],
+                        |_| Ok(()),
+                    )
+                    .optional()?
+                    .is_some(),
+                None => false,
+            };
+            if taken {
+                decision = Decision::StillOpen {
+                    changes: changes.clone(),
+                    reasons: vec!["duplicate_page".into()],
+                };
+            } else {
+                tx.execute(
+                    "INSERT INTO corrections(scan_id, page, page_key, record, reviewer, at)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                    params![
+                        scan,
+                        page,
+                        key,
+                        serde_json::to_string(record.as_ref()).expect("records serialise"),
+                        reviewer,
+                        at
+                    ],
+                )?;
+            }
+        }
+        match &decision {
+            Decision::Corrected { changes, .. } => {
+                for c in changes {
+                    audit(&tx, "correct", Some(c), None)?;
+                }
+                audit(&tx, "accept", None, None)?;
+            }
+            Decision::StillOpen { changes, reasons } => {
+                for c in changes {
+                    audit(&tx, "correct", Some(c), None)?;
+                }
+                audit(&tx, "still_open", None, Some(&reasons.join(" ")))?;
+            }
+            Decision::Rejected { reason } => {
+                tx.execute(
+                    "INSERT INTO rejections(scan_id, page, reason, reviewer, at) VALUES (?1, ?2, ?3, ?4, ?5)",
+                    params![scan, page, reason, reviewer, at],
+                )?;
+                audit(&tx, "reject", None, Some(reason))?;
+            }
+        }
+        tx.commit()?;
+        Ok(decision)
+    }
+
+    /// The audit log, oldest first, from `since` (RFC 3339 or a date) on.
+    pub fn audit(&self, since: Option<&str>) -> Result<Vec<AuditEntry>, LedgerError> {
+        let mut st = self.conn.prepare(
+            "SELECT at, reviewer, scan_id, page, action, field, before, after, reason
+             FROM audit WHERE at >= ?1 ORDER BY id",
+        )?;
+        let rows = st.query_map([since.unwrap_or("")], |r| {
+            Ok(AuditEntry {
+                at: r.get(0)?,
+                reviewer: r.get(1)?,
+                scan_id: r.get(2)?,
+                page: r.get(3)?,
+                action: r.get(4)?,
+                field: r.get(5)?,
+                before: r.get(6)?,
+                after: r.get(7)?,
+                reason: r.get(8)?,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
     }
 }
 

@@ -19,6 +19,8 @@ pub mod raster;
 pub mod read;
 pub mod register;
 pub mod render;
+pub mod review;
+pub mod serve;
 pub mod synth;
 pub mod template;
 pub mod validate;

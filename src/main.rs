@@ -93,6 +93,28 @@ enum Command {
         #[arg(long)]
         config: PathBuf,
     },
+    /// Serve the mismatch review page on this machine; prints its URL with the access token.
+    Review {
+        #[arg(long)]
+        config: PathBuf,
+        /// Port (default: [review] port; 0 picks a free one).
+        #[arg(long)]
+        port: Option<u16>,
+        /// Reviewer name recorded with every decision (default: [review] reviewer, else asked).
+        #[arg(long)]
+        reviewer: Option<String>,
+    },
+    /// Print the review audit log: who changed what, when.
+    Audit {
+        #[arg(long)]
+        config: PathBuf,
+        /// Only entries at or after this date (YYYY-MM-DD) or time.
+        #[arg(long)]
+        since: Option<String>,
+        /// One JSON object per line instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Subcommand)]
@@ -152,7 +174,7 @@ fn main() {
     let cli = Cli::parse();
     // The daemon reports what it takes and reads; one-shot commands only warn.
     let (json, level) = match &cli.command {
-        Command::Watch { config } => (
+        Command::Watch { config } | Command::Review { config, .. } => (
             todoke::config::Config::load(config).is_ok_and(|c| c.log.format == "json"),
             "info",
         ),
@@ -323,6 +345,49 @@ fn dispatch(command: Command) -> anyhow::Result<()> {
         Command::Status { config } => {
             let cfg = load_settings(&config)?;
             print!("{}", todoke::watch::status_text(&cfg)?);
+        }
+        Command::Review {
+            config,
+            port,
+            reviewer,
+        } => {
+            let cfg = load_settings(&config)?;
+            let opts = todoke::serve::ReviewOptions {
+                bind: cfg.review.bind.clone(),
+                port: port.unwrap_or(cfg.review.port),
+                reviewer: reviewer.or_else(|| Some(cfg.review.reviewer.clone())),
+            };
+            let server = todoke::serve::ReviewServer::start(cfg, &opts)?;
+            println!("review: {}", server.url);
+            use std::io::Write;
+            std::io::stdout().flush().ok();
+            server.run()?;
+        }
+        Command::Audit {
+            config,
+            since,
+            json,
+        } => {
+            let cfg = load_settings(&config)?;
+            let ledger = todoke::ledger::Ledger::open(&cfg.watch.state)?;
+            for e in ledger.audit(since.as_deref())? {
+                if json {
+                    println!("{}", serde_json::to_string(&e)?);
+                } else {
+                    println!(
+                        "{}\t{}\tscan {} page {}\t{}\t{}\t{} -> {}\t{}",
+                        e.at,
+                        e.reviewer,
+                        e.scan_id,
+                        e.page,
+                        e.action,
+                        e.field.as_deref().unwrap_or("-"),
+                        e.before.as_deref().unwrap_or("-"),
+                        e.after.as_deref().unwrap_or("-"),
+                        e.reason.as_deref().unwrap_or("")
+                    );
+                }
+            }
         }
     }
     Ok(())

@@ -423,7 +423,11 @@ fn candidates(
                 offer(
                     row,
                     3 + dist as u32,
-                    format!("same birthdate, addressee number {dist} edit(s) away"),
+                    match dist {
+                        0 => "same birthdate and addressee number as read".to_string(),
+                        1 => "same birthdate, addressee number 1 digit off".to_string(),
+                        _ => format!("same birthdate, addressee number {dist} digits off"),
+                    },
                 );
             }
         }

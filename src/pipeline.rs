@@ -294,19 +294,27 @@ fn process_page(
     record
 }
 
+/// Register rows to offer staff. When the keys as read do name one person
+/// but the page failed for another reason, that person comes first, so a
+/// reviewer who sees the reading is right confirms with one key.
 fn candidate_views(register: &Register, matched: &MatchResult) -> Vec<CandidateView> {
-    matched
-        .candidates
-        .iter()
-        .map(|c| {
-            let p = &register.people[c.row];
-            CandidateView {
-                atena_no: p.atena_no.clone(),
-                name: p.name.clone(),
-                birth_date: p.birth_date.format("%Y-%m-%d").to_string(),
-                why: c.why.clone(),
-            }
-        })
+    let view = |row: usize, why: &str| {
+        let p = &register.people[row];
+        CandidateView {
+            atena_no: p.atena_no.clone(),
+            name: p.name.clone(),
+            birth_date: p.birth_date.format("%Y-%m-%d").to_string(),
+            why: why.to_string(),
+        }
+    };
+    let exact = match matched.outcome {
+        matching::MatchOutcome::Matched { row } => Some(view(row, "as read")),
+        _ => None,
+    };
+    exact
+        .into_iter()
+        .chain(matched.candidates.iter().map(|c| view(c.row, &c.why)))
+        .take(3)
         .collect()
 }
 

@@ -275,7 +275,7 @@ fn default_multi_separator() -> String {
 pub struct Column {
     pub header: String,
     /// A field id, or one of `@source`, `@page`, `@branch`, `@sha256`,
-    /// `@corrected`, `@batch`.
+    /// `@corrected`, `@reviewer`, `@batch`.
     pub value: String,
 }
 

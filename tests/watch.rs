@@ -2,39 +2,14 @@
 
 mod common;
 
+use common::{synth_files, todoke, working_folder};
+
 use rand::{Rng, SeedableRng};
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::Write;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command};
+use std::path::Path;
+use std::process::Child;
 use std::time::{Duration, Instant};
-
-fn todoke() -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_todoke"));
-    c.env("TODOKE_LOG", "warn");
-    c
-}
-
-/// A working folder made by `todoke init`, tuned for a test's patience.
-fn working_folder(dir: &Path, register: &Path) -> PathBuf {
-    let st = todoke()
-        .arg("init")
-        .arg(dir)
-        .arg("--forms-dir")
-        .arg(common::repo().join("forms"))
-        .status()
-        .unwrap();
-    assert!(st.success());
-    let settings = dir.join("todoke.toml");
-    let text = std::fs::read_to_string(&settings)
-        .unwrap()
-        .replace("quiet_secs = 5.0", "quiet_secs = 0.7")
-        .replace("rescan_secs = 30.0", "rescan_secs = 1.0")
-        .replace("close_at = \"Mon 09:00\"", "close_at = \"\"");
-    std::fs::write(&settings, text).unwrap();
-    std::fs::copy(register, dir.join("register.csv")).unwrap();
-    settings
-}
 
 fn spawn_watch(settings: &Path) -> Child {
     todoke()
@@ -54,27 +29,6 @@ fn terminate(child: Child) {
     unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
     let out = child.wait_with_output().unwrap();
     assert!(out.status.success(), "SIGTERM ends the daemon cleanly");
-}
-
-fn synth_files(dir: &Path, count: usize, seed: u64) -> Vec<(String, Vec<u8>)> {
-    todoke::synth::synth(&todoke::synth::SynthOptions {
-        forms_dir: common::repo().join("forms"),
-        mnist_dir: todoke::digits::mnist::default_dir(),
-        form: None,
-        count,
-        seed,
-        out: dir.to_path_buf(),
-        branches: vec!["honcho".into(), "sakura".into(), "yatabe".into()],
-        dpi: Some(200),
-    })
-    .unwrap();
-    let mut files: Vec<(String, Vec<u8>)> = todoke::intake::collect(&dir.join("inbox"))
-        .unwrap()
-        .into_iter()
-        .map(|s| (s.rel.clone(), std::fs::read(&s.path).unwrap()))
-        .collect();
-    files.sort();
-    files
 }
 
 fn inbox_is_empty(inbox: &Path) -> bool {

@@ -34,3 +34,52 @@ pub fn records(out: &Path) -> Vec<serde_json::Value> {
         .map(|l| serde_json::from_str(l).unwrap())
         .collect()
 }
+
+/// The built `todoke` binary, logging warnings only.
+pub fn todoke() -> std::process::Command {
+    let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_todoke"));
+    c.env("TODOKE_LOG", "warn");
+    c
+}
+
+/// A working folder made by `todoke init`, tuned for a test's patience.
+pub fn working_folder(dir: &Path, register: &Path) -> PathBuf {
+    let st = todoke()
+        .arg("init")
+        .arg(dir)
+        .arg("--forms-dir")
+        .arg(repo().join("forms"))
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let settings = dir.join("todoke.toml");
+    let text = std::fs::read_to_string(&settings)
+        .unwrap()
+        .replace("quiet_secs = 5.0", "quiet_secs = 0.7")
+        .replace("rescan_secs = 30.0", "rescan_secs = 1.0")
+        .replace("close_at = \"Mon 09:00\"", "close_at = \"\"");
+    std::fs::write(&settings, text).unwrap();
+    std::fs::copy(register, dir.join("register.csv")).unwrap();
+    settings
+}
+
+pub fn synth_files(dir: &Path, count: usize, seed: u64) -> Vec<(String, Vec<u8>)> {
+    todoke::synth::synth(&todoke::synth::SynthOptions {
+        forms_dir: repo().join("forms"),
+        mnist_dir: todoke::digits::mnist::default_dir(),
+        form: None,
+        count,
+        seed,
+        out: dir.to_path_buf(),
+        branches: vec!["honcho".into(), "sakura".into(), "yatabe".into()],
+        dpi: Some(200),
+    })
+    .unwrap();
+    let mut files: Vec<(String, Vec<u8>)> = todoke::intake::collect(&dir.join("inbox"))
+        .unwrap()
+        .into_iter()
+        .map(|s| (s.rel.clone(), std::fs::read(&s.path).unwrap()))
+        .collect();
+    files.sort();
+    files
+}

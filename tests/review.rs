@@ -1,0 +1,519 @@
+//! `todoke review` in headless Chromium (driven through chromedriver's
+//! WebDriver protocol): staff clear mismatches by keyboard; the ledger, the
+//! audit log and the next batch's CSV say what they did.
+
+mod common;
+
+use common::{synth_files, todoke, working_folder};
+use serde_json::{json, Value};
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Stdio};
+use std::time::{Duration, Instant};
+
+/// One HTTP/1.1 exchange; returns status, headers (lower-case names), body.
+fn http(
+    port: u16,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &str,
+) -> (u16, BTreeMap<String, String>, String) {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    let mut req = format!(
+        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\nContent-Length: {}\r\n",
+        body.len()
+    );
+    for (k, v) in headers {
+        req.push_str(&format!("{k}: {v}\r\n"));
+    }
+    req.push_str("\r\n");
+    req.push_str(body);
+    s.write_all(req.as_bytes()).unwrap();
+    // Read the head, then exactly Content-Length bytes: not every server
+    // closes the connection when asked.
+    let mut r = BufReader::new(s);
+    let mut head = String::new();
+    loop {
+        let mut line = String::new();
+        if r.read_line(&mut line).unwrap() == 0 || line == "\r\n" {
+            break;
+        }
+        head.push_str(&line);
+    }
+    let mut lines = head.lines();
+    let status: u16 = lines
+        .next()
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let hdrs: BTreeMap<String, String> = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
+        .collect();
+    let mut body = Vec::new();
+    match hdrs
+        .get("content-length")
+        .and_then(|n| n.parse::<usize>().ok())
+    {
+        Some(n) => {
+            body.resize(n, 0);
+            r.read_exact(&mut body).unwrap();
+        }
+        None => {
+            r.read_to_end(&mut body).unwrap();
+        }
+    }
+    let rest = String::from_utf8_lossy(&body).into_owned();
+    (status, hdrs, rest)
+}
+
+/// A minimal WebDriver client.
+struct Browser {
+    port: u16,
+    session: String,
+    driver: Child,
+}
+
+impl Browser {
+    fn start() -> Browser {
+        let port = free_port();
+        let driver = std::process::Command::new("chromedriver")
+            .arg(format!("--port={port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("chromedriver (Debian package chromium-driver) is installed by make setup");
+        let start = Instant::now();
+        while TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                start.elapsed() < Duration::from_secs(20),
+                "chromedriver did not start"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let caps = json!({"capabilities": {"alwaysMatch": {"goog:chromeOptions": {
+            "binary": "/usr/bin/chromium",
+            "args": ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                     "--window-size=1280,1100", "--lang=ja"]}}}});
+        let mut b = Browser {
+            port,
+            session: String::new(),
+            driver,
+        };
+        let v = b.call("POST", "/session", caps);
+        b.session = v["sessionId"].as_str().unwrap().to_string();
+        b
+    }
+
+    fn call(&self, method: &str, path: &str, body: Value) -> Value {
+        let body = if method == "GET" {
+            String::new()
+        } else {
+            body.to_string()
+        };
+        let (status, _, text) = http(
+            self.port,
+            method,
+            path,
+            &[("Content-Type", "application/json")],
+            &body,
+        );
+        let v: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
+        assert_eq!(status, 200, "webdriver {method} {path}: {text}");
+        v["value"].clone()
+    }
+
+    fn s(&self, rest: &str) -> String {
+        format!("/session/{}{rest}", self.session)
+    }
+
+    fn goto(&self, url: &str) {
+        self.call("POST", &self.s("/url"), json!({ "url": url }));
+    }
+
+    fn url(&self) -> String {
+        self.call("GET", &self.s("/url"), Value::Null)
+            .as_str()
+            .unwrap()
+            .to_string()
+    }
+
+    fn source(&self) -> String {
+        self.call("GET", &self.s("/source"), Value::Null)
+            .as_str()
+            .unwrap()
+            .to_string()
+    }
+
+    fn find(&self, css: &str) -> String {
+        let v = self.call(
+            "POST",
+            &self.s("/element"),
+            json!({"using": "css selector", "value": css}),
+        );
+        v.as_object()
+            .and_then(|o| o.values().next())
+            .and_then(|v| v.as_str())
+            .unwrap()
+            .to_string()
+    }
+
+    /// Replaces an input's text, as a person selecting it and typing.
+    fn type_into(&self, css: &str, text: &str) {
+        let el = self.find(css);
+        self.call("POST", &self.s(&format!("/element/{el}/clear")), json!({}));
+        self.call(
+            "POST",
+            &self.s(&format!("/element/{el}/value")),
+            json!({ "text": text }),
+        );
+    }
+
+    /// Key presses sent to whatever has focus; returns how many were sent.
+    fn keys(&self, keys: &[&str]) -> usize {
+        let mut actions = Vec::new();
+        for k in keys {
+            actions.push(json!({"type": "keyDown", "value": k}));
+            actions.push(json!({"type": "keyUp", "value": k}));
+        }
+        self.call(
+            "POST",
+            &self.s("/actions"),
+            json!({"actions": [{"type": "key", "id": "kb", "actions": actions}]}),
+        );
+        std::thread::sleep(Duration::from_millis(400));
+        keys.len()
+    }
+
+    fn screenshot(&self, to: &Path) {
+        let b64 = self.call("GET", &self.s("/screenshot"), Value::Null);
+        use base64::Engine as _;
+        let png = base64::engine::general_purpose::STANDARD
+            .decode(b64.as_str().unwrap())
+            .unwrap();
+        std::fs::write(to, png).unwrap();
+    }
+}
+
+impl Drop for Browser {
+    fn drop(&mut self) {
+        let _ = http(self.port, "DELETE", &self.s(""), &[], "");
+        let _ = self.driver.kill();
+        let _ = self.driver.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+const ENTER: &str = "\u{E007}";
+const ESCAPE: &str = "\u{E00C}";
+
+/// A working folder whose first batch holds synthetic mismatches.
+fn batch_with_mismatches(dir: &Path) -> (PathBuf, PathBuf) {
+    let synth = dir.join("synth");
+    synth_files(&synth, 24, 515);
+    let work = dir.join("todoke");
+    let settings = working_folder(&work, &synth.join("register.csv"));
+    for e in todoke::intake::collect(&synth.join("inbox")).unwrap() {
+        let to = work.join("inbox").join(&e.rel);
+        std::fs::copy(&e.path, &to).unwrap();
+    }
+    let daemon = todoke()
+        .args(["watch", "--config"])
+        .arg(&settings)
+        .spawn()
+        .unwrap();
+    let start = Instant::now();
+    loop {
+        std::thread::sleep(Duration::from_millis(500));
+        let l = todoke::ledger::Ledger::open(&work.join("todoke.db")).unwrap();
+        let s = l.status().unwrap();
+        if todoke::intake::collect(&work.join("inbox"))
+            .unwrap()
+            .is_empty()
+            && s.received_by_branch.is_empty()
+            && s.by_state.values().sum::<i64>() > 0
+        {
+            break;
+        }
+        assert!(start.elapsed() < Duration::from_secs(300));
+    }
+    unsafe { libc::kill(daemon.id() as i32, libc::SIGTERM) };
+    assert!(daemon.wait_with_output().unwrap().status.success());
+    let st = todoke()
+        .args(["batch", "close", "--config"])
+        .arg(&settings)
+        .status()
+        .unwrap();
+    assert!(st.success());
+    (settings, synth)
+}
+
+/// The truth of every synthetic page, by `<branch>/<file>` and page.
+fn truth(synth: &Path) -> BTreeMap<(String, i64), todoke::synth::TruthPage> {
+    let mut out = BTreeMap::new();
+    for e in todoke::intake::collect(&synth.join("truth")).unwrap() {
+        let t: todoke::synth::Truth =
+            serde_json::from_str(&std::fs::read_to_string(&e.path).unwrap()).unwrap();
+        for p in t.pages {
+            out.insert((t.file.clone(), p.page as i64), p);
+        }
+    }
+    out
+}
+
+fn value_text(v: &Value) -> String {
+    todoke::review::value_text(v)
+}
+
+#[test]
+fn staff_clear_mismatches_by_keyboard_and_the_next_batch_shows_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let (settings, synth) = batch_with_mismatches(dir.path());
+    let truth = truth(&synth);
+    let db = settings.parent().unwrap().join("todoke.db");
+    let open_before = todoke::ledger::Ledger::open(&db)
+        .unwrap()
+        .open_mismatches()
+        .unwrap();
+    // Pages a reviewer can settle: not a deliberate mismatch, so the person
+    // is in the register.
+    let settle: Vec<&todoke::ledger::OpenMismatch> = open_before
+        .iter()
+        .filter(|m| {
+            truth
+                .get(&(m.record.source.clone(), m.page))
+                .is_some_and(|t| t.mismatch.is_none() && !t.fields.is_empty())
+        })
+        .collect();
+    assert!(settle.len() >= 4, "{} settleable mismatches", settle.len());
+
+    let port = free_port();
+    let mut review = todoke()
+        .args(["review", "--config"])
+        .arg(&settings)
+        .args(["--port", &port.to_string()])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(review.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let url = line.trim().strip_prefix("review: ").unwrap().to_string();
+    assert!(
+        url.starts_with(&format!("http://127.0.0.1:{port}/?t=")),
+        "{url}"
+    );
+
+    // Without the token, or without the CSRF value, nothing is served or changed.
+    let (status, _, _) = http(port, "GET", "/", &[], "");
+    assert_eq!(status, 403);
+    let token = url.split("?t=").nth(1).unwrap();
+    let (status, headers, _) = http(port, "GET", &format!("/?t={token}"), &[], "");
+    assert_eq!(status, 200);
+    assert!(headers["set-cookie"].contains("HttpOnly"));
+    let cookie = format!("todoke_t={token}; todoke_reviewer=mallory");
+    let target = format!("/m/{}/{}", settle[0].scan_id, settle[0].page);
+    let (status, _, _) = http(
+        port,
+        "POST",
+        &target,
+        &[
+            ("Cookie", &cookie),
+            ("Content-Type", "application/x-www-form-urlencoded"),
+        ],
+        "action=reject&reason=x",
+    );
+    assert_eq!(status, 403, "a change without the CSRF value is refused");
+    let (status, _, _) = http(
+        port,
+        "POST",
+        &target,
+        &[("Content-Type", "application/x-www-form-urlencoded")],
+        "action=reject&reason=x&csrf=whatever",
+    );
+    assert_eq!(status, 403, "a change without the token is refused");
+
+    let b = Browser::start();
+    b.goto(&url);
+    assert!(b.source().contains("Open mismatches"));
+    b.type_into("#login-name", "山田 花子");
+    b.keys(&[ENTER]);
+    let page = b.source();
+    assert!(
+        page.contains("Reviewer: 山田 花子"),
+        "logged in: {} {page}",
+        b.url()
+    );
+    let shots = std::env::var_os("TODOKE_SCREENSHOTS").map(PathBuf::from);
+    if let Some(d) = &shots {
+        b.screenshot(&d.join("review-list.png"));
+    }
+
+    // Fill a card's doubtful fields with what the paper says, as a reviewer
+    // who has looked at each image does.
+    let fill_truth = |m: &todoke::ledger::OpenMismatch, skip: &[&str]| {
+        let t = &truth[&(m.record.source.clone(), m.page)];
+        for id in todoke::review::doubtful_fields(&m.record) {
+            if skip.contains(&id.as_str()) {
+                continue;
+            }
+            if let Some(v) = t.fields.get(&id) {
+                b.type_into(&format!("input[name='f_{id}']"), &value_text(v));
+            }
+        }
+        b.keys(&[ESCAPE]);
+    };
+    let card = |m: &todoke::ledger::OpenMismatch| {
+        b.goto(&format!(
+            "http://127.0.0.1:{port}/m/{}/{}",
+            m.scan_id, m.page
+        ));
+    };
+
+    // 1. Accept the first candidate by keyboard: one key.
+    let first = settle
+        .iter()
+        .find(|m| {
+            let t = &truth[&(m.record.source.clone(), m.page)];
+            m.record.candidates.first().is_some_and(|c| {
+                Some(&json!(c.atena_no)) == t.fields.get("atena_no")
+                    && Some(&json!(c.birth_date)) == t.fields.get("birth_date")
+            })
+        })
+        .expect("a mismatch whose first candidate is the right person");
+    card(first);
+    if let Some(d) = &shots {
+        b.screenshot(&d.join("review-card.png"));
+    }
+    fill_truth(first, &["atena_no", "birth_date"]);
+    let keystrokes = b.keys(&["1"]);
+    assert_eq!(keystrokes, 1);
+    assert!(
+        !b.url()
+            .ends_with(&format!("/m/{}/{}", first.scan_id, first.page)),
+        "the next mismatch is shown"
+    );
+
+    // 2. A typed correction that matches one person.
+    let typed = settle
+        .iter()
+        .find(|m| m.scan_id != first.scan_id || m.page != first.page)
+        .unwrap();
+    card(typed);
+    fill_truth(typed, &[]);
+    b.type_into("input[name='f_atena_no']", {
+        let t = &truth[&(typed.record.source.clone(), typed.page)];
+        &value_text(&t.fields["atena_no"])
+    });
+    b.keys(&[ENTER]);
+
+    // 3. A typed correction that matches nobody stays open.
+    let wrong = settle
+        .iter()
+        .find(|m| {
+            ![first, typed]
+                .iter()
+                .any(|x| x.scan_id == m.scan_id && x.page == m.page)
+        })
+        .unwrap();
+    card(wrong);
+    fill_truth(wrong, &[]);
+    b.type_into("input[name='f_atena_no']", "9999999999");
+    b.keys(&[ENTER]);
+    let page = b.source();
+    assert!(
+        page.contains("Still open") && page.contains("register_not_found"),
+        "{page}"
+    );
+
+    // 4. Reject one, with a reason, by keyboard.
+    let rejected = settle
+        .iter()
+        .find(|m| {
+            ![first, typed, wrong]
+                .iter()
+                .any(|x| x.scan_id == m.scan_id && x.page == m.page)
+        })
+        .unwrap();
+    card(rejected);
+    b.keys(&["x"]);
+    b.type_into("#reject-reason", "同じ書類");
+    b.keys(&[ENTER]);
+    drop(b);
+    let _ = review.kill();
+    let _ = review.wait();
+
+    // The ledger and the audit log say what happened, and who did it.
+    let ledger = todoke::ledger::Ledger::open(&db).unwrap();
+    let still: Vec<(i64, i64)> = ledger
+        .open_mismatches()
+        .unwrap()
+        .iter()
+        .map(|m| (m.scan_id, m.page))
+        .collect();
+    let key = |m: &todoke::ledger::OpenMismatch| (m.scan_id, m.page);
+    assert!(!still.contains(&key(first)), "accepted by key");
+    assert!(!still.contains(&key(typed)), "typed correction accepted");
+    assert!(
+        still.contains(&key(wrong)),
+        "a correction matching nobody stays open"
+    );
+    assert!(!still.contains(&key(rejected)), "rejected");
+    let audit = ledger.audit(None).unwrap();
+    let actions: Vec<(i64, &str)> = audit
+        .iter()
+        .map(|e| (e.scan_id, e.action.as_str()))
+        .collect();
+    assert!(actions.contains(&(first.scan_id, "accept")));
+    assert!(actions.contains(&(typed.scan_id, "accept")));
+    assert!(actions.contains(&(wrong.scan_id, "still_open")));
+    assert!(actions.contains(&(rejected.scan_id, "reject")));
+    assert!(audit.iter().all(|e| e.reviewer == "山田 花子"));
+    assert!(audit
+        .iter()
+        .any(|e| e.action == "reject" && e.reason.as_deref() == Some("同じ書類")));
+    let printed = todoke()
+        .args(["audit", "--config"])
+        .arg(&settings)
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&printed.stdout).contains("reject"));
+
+    // The next batch holds the two corrected records, marked, with the reviewer.
+    let out = todoke()
+        .args(["batch", "close", "--config"])
+        .arg(&settings)
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let batch = PathBuf::from(
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .next()
+            .unwrap()
+            .strip_prefix("batch: ")
+            .unwrap(),
+    );
+    let mut corrected = 0;
+    for form in ["pregnancy-notification", "infant-checkup"] {
+        let bytes = std::fs::read(batch.join(format!("{form}.csv"))).unwrap();
+        let (text, _, bad) = encoding_rs::SHIFT_JIS.decode(&bytes);
+        assert!(!bad);
+        for row in text.split("\r\n").skip(1).filter(|l| !l.is_empty()) {
+            assert!(row.ends_with(",1,山田 花子"), "{row}");
+            corrected += 1;
+        }
+    }
+    assert_eq!(corrected, 2);
+}
