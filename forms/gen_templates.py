@@ -69,6 +69,8 @@ class Side:
                 out.append(f"range = [{f['range'][0]}, {f['range'][1]}]")
             if f.get("sensitive"):
                 out.append("sensitive = true")
+            if f.get("required") is False:
+                out.append("required = false")
             if "boxes" in f:
                 b = f["boxes"]
                 out += ["", "[sides.fields.boxes]", f"x_mm = {r(b['x'])}", f"y_mm = {r(b['y'])}",
@@ -231,6 +233,8 @@ def pregnancy():
     ]
     for i, (fid, label, kind, opts) in enumerate(qs):
         y = choice(s, fid, label, kind, opts, y, 88.0, label_x=24.0, number=f"問{i + 1}")
+    # "All that apply" with no "none" box: no tick is itself an answer.
+    next(f for f in s.fields if f["id"] == "q_worries")["required"] = False
     y += 2.0
     s.text("※個人番号は、本人確認書類により窓口で確認します。", LEFT, y, 3.0)
     # Office-use block, printed only: staff note it by hand, nothing reads it.
@@ -248,6 +252,7 @@ def pregnancy():
              "q_drinking": "飲酒", "q_consult": "相談者", "q_worries": "心配なこと"}
     cols += [(heads[f["id"]], f["id"]) for f in s.fields]
     cols.append(("修正有無", "@corrected"))
+    cols.append(("確認者", "@reviewer"))
     return lines + output(cols)
 
 
@@ -346,6 +351,7 @@ def infant():
     cols = [("ファイル名", "@source"), ("ページ", "@page"), ("受付窓口", "@branch")]
     cols += [(heads[f["id"]], f["id"]) for f in back.fields]
     cols.append(("修正有無", "@corrected"))
+    cols.append(("確認者", "@reviewer"))
     return lines + output(cols)
 
 

@@ -665,7 +665,10 @@ fn fill_generic(side: &Side, rng: &mut StdRng, values: &mut BTreeMap<String, Val
         let v = match f.kind {
             FieldKind::Single => Value::Single(rng.gen_range(0..f.options.len())),
             FieldKind::Multi => {
-                let k = rng.gen_range(0..=3.min(f.options.len()));
+                // A required "all that apply" has a "none" box: someone
+                // answering ticks at least one.
+                let least = usize::from(f.required);
+                let k = rng.gen_range(least..=3.min(f.options.len()));
                 let mut idx: Vec<usize> = (0..f.options.len()).collect();
                 idx.shuffle(rng);
                 let mut pick = idx[..k].to_vec();
