@@ -4,7 +4,7 @@ CARGO ?= cargo
 OUT ?= out/demo
 BIN = target/release/todoke
 
-.PHONY: setup build demo test bench bench-watch bench-digits train-digits lint samples
+.PHONY: setup build demo test bench bench-watch bench-pages bench-digits train-digits lint samples
 
 setup:
 	@bash scripts/setup.sh
@@ -31,6 +31,11 @@ bench: build
 # and BENCH_PAGES (default 10,000) pages.
 bench-watch: build
 	python3 scripts/bench-watch.py
+
+# 1,000 synthetic pages: share validated, and validated records that differ
+# from the paper (must be none).
+bench-pages: build
+	python3 scripts/bench-pages.py
 
 # One core, as the figure in the issue is stated per core.
 bench-digits: build

@@ -177,7 +177,7 @@ def marks_and_header(title):
         f"cell_mm = {CELL}",
         "",
         "[defaults]",
-        "digit_confidence = 0.999",
+        "digit_confidence = 0.99",
         "checkbox_confidence = 0.8",
         "checkbox_empty_ink = 0.04",
         "checkbox_marked_ink = 0.10",

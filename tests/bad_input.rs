@@ -46,21 +46,20 @@ fn bad_files_are_quarantined_and_good_ones_processed() {
     let samples = common::repo().join("samples/inbox");
     let dir = tempfile::tempdir().unwrap();
     let inbox = dir.path().join("inbox");
-    let good_png = std::fs::read_dir(samples.join("honcho"))
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .find(|p| p.extension().is_some_and(|e| e == "png"))
-        .expect("a sample PNG");
-    let good_pdf = std::fs::read_dir(samples.join("sakura"))
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .find(|p| p.extension().is_some_and(|e| e == "pdf"))
-        .expect("a sample PDF");
+    let sample = |ext: &str| {
+        todoke::intake::collect(&samples)
+            .unwrap()
+            .into_iter()
+            .map(|s| s.path)
+            .find(|p| p.extension().is_some_and(|e| e == ext))
+            .unwrap_or_else(|| panic!("a sample .{ext}"))
+    };
+    let (good_png, good_pdf) = (sample("png"), sample("pdf"));
     copy(&good_png, &inbox.join("honcho/good.png"));
     copy(&good_pdf, &inbox.join("sakura/good.pdf"));
     let png = std::fs::read(&good_png).unwrap();
     let pdf = std::fs::read(&good_pdf).unwrap();
-    let jpg = std::fs::read(samples.join("sakura/scan-0002.jpg")).unwrap();
+    let jpg = std::fs::read(sample("jpg")).unwrap();
     let bad: [(&str, Vec<u8>, &str); 6] = [
         ("honcho/empty.png", vec![], "empty"),
         (

@@ -94,6 +94,8 @@ fn synthetic_batch_is_accounted_for_and_never_wrong() {
         "the synthetic batch holds deliberate mismatches"
     );
     println!("validated {validated} of {readable} non-mismatch pages; {deliberate} deliberate mismatches");
+    // Otherwise "no validated row differs from the truth" would hold vacuously.
+    assert!(validated > 0, "no page validated");
     // The CSV holds exactly the validated pages.
     let csv_rows: usize = ["pregnancy-notification", "infant-checkup"]
         .iter()

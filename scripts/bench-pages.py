@@ -1,0 +1,66 @@
+#!/usr/bin/env python3
+"""`make bench-pages`: how many synthetic pages validate, and whether any
+validated record differs from what is written on the paper.
+
+Synthesises BENCH_PAGES pages (default 1000; digits are real handwriting
+from the training split, see DEVELOPERS.md), runs `todoke run`, and
+compares every record with its truth file. Prints the share of
+non-deliberate-mismatch pages validated, the wrong validated records (must
+be 0), and that every deliberate mismatch reached staff.
+"""
+import json, os, shutil, subprocess, sys, tempfile
+from collections import Counter
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+BIN = os.path.join(ROOT, "target/release/todoke")
+PAGES = os.environ.get("BENCH_PAGES", "1000")
+SEED = os.environ.get("BENCH_SEED", "777")
+work = tempfile.mkdtemp(prefix="todoke-pages-")
+try:
+    synth = os.path.join(work, "synth")
+    subprocess.run([BIN, "synth", "--count", PAGES, "--seed", SEED, "--out", synth,
+                    "--branches", "honcho,sakura,yatabe"], check=True, stdout=subprocess.DEVNULL)
+    out = os.path.join(work, "out")
+    subprocess.run([BIN, "run", os.path.join(synth, "inbox"), "--register",
+                    os.path.join(synth, "register.csv"), "--out", out, "--batch-id", "b"],
+                   check=True, stdout=subprocess.DEVNULL)
+    truth = {}
+    for branch in os.listdir(os.path.join(synth, "truth")):
+        d = os.path.join(synth, "truth", branch)
+        for name in os.listdir(d):
+            t = json.load(open(os.path.join(d, name)))
+            for p in t["pages"]:
+                truth[(t["file"], p["page"])] = p
+    readable = validated = wrong = deliberate = caught = 0
+    reasons = Counter()
+    for line in open(os.path.join(out, "batches/b/records.jsonl")):
+        r = json.loads(line)
+        t = truth[(r["source"], r["page"])]
+        if t["mismatch"]:
+            deliberate += 1
+            caught += r["status"] == "mismatch"
+        elif t["fields"]:
+            readable += 1
+            if r["status"] != "validated":
+                for x in r["reasons"]:
+                    reasons[x.split(":")[0] + ":" + (x.split(":")[1] if ":" in x else "")] += 1
+        if r["status"] == "validated":
+            validated += 1
+            for fid, want in t["fields"].items():
+                got = r["fields"].get(fid, {}).get("value")
+                if fid == "my_number":
+                    ok = isinstance(got, str) and got[-4:] == want[-4:]
+                else:
+                    ok = got == want
+                if not ok:
+                    wrong += 1
+                    print(f"WRONG {r['source']} p{r['page']} {fid}", file=sys.stderr)
+                    break
+    print(f"pages: {len(truth)}; read sides that should validate: {readable}; "
+          f"validated: {validated} ({100 * validated / max(readable, 1):.1f}%); "
+          f"validated but differing from the paper: {wrong}; "
+          f"deliberate mismatches reaching staff: {caught} of {deliberate}")
+    print("most common reasons on pages that did not validate:",
+          ", ".join(f"{k} {v}" for k, v in reasons.most_common(8)))
+finally:
+    shutil.rmtree(work, ignore_errors=True)
