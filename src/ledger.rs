@@ -182,6 +182,28 @@ fn page_key(r: &PageRecord) -> Option<String> {
     Some(hex::encode(Sha256::digest(key.as_bytes())))
 }
 
+/// A page record as stored: its JSON and its field images (base64 PNGs).
+fn stored_record(
+    scan: i64,
+    page: i64,
+    text: &str,
+    images: &str,
+) -> Result<PageRecord, LedgerError> {
+    let bad = |source| LedgerError::Record { scan, page, source };
+    let mut r: PageRecord = serde_json::from_str(text).map_err(bad)?;
+    let images: Vec<(String, String)> = serde_json::from_str(images).map_err(bad)?;
+    r.images = images
+        .into_iter()
+        .filter_map(|(f, b)| {
+            base64::engine::general_purpose::STANDARD
+                .decode(b)
+                .ok()
+                .map(|png| (f, png))
+        })
+        .collect();
+    Ok(r)
+}
+
 impl Ledger {
     /// Opens (creating if needed) the ledger, readable by its owner only.
     pub fn open(path: &Path) -> Result<Ledger, LedgerError> {
@@ -466,19 +488,7 @@ impl Ledger {
             let (scan, page): (i64, i64) = (row.get(0)?, row.get(1)?);
             let text: String = row.get(2)?;
             let images: String = row.get(3)?;
-            let bad = |source| LedgerError::Record { scan, page, source };
-            let mut r: PageRecord = serde_json::from_str(&text).map_err(bad)?;
-            let images: Vec<(String, String)> = serde_json::from_str(&images).map_err(bad)?;
-            r.images = images
-                .into_iter()
-                .filter_map(|(f, b)| {
-                    base64::engine::general_purpose::STANDARD
-                        .decode(b)
-                        .ok()
-                        .map(|png| (f, png))
-                })
-                .collect();
-            records.push(r);
+            records.push(stored_record(scan, page, &text, &images)?);
         }
         // Corrections made in review since the last close: new input, so
         // the batch they were found in is never edited.
@@ -687,20 +697,12 @@ impl Ledger {
         let mut out = Vec::new();
         while let Some(row) = rows.next()? {
             let (scan, page): (i64, i64) = (row.get(0)?, row.get(1)?);
-            let bad = |source| LedgerError::Record { scan, page, source };
-            let mut record: PageRecord =
-                serde_json::from_str(&row.get::<_, String>(4)?).map_err(bad)?;
-            let images: Vec<(String, String)> =
-                serde_json::from_str(&row.get::<_, String>(5)?).map_err(bad)?;
-            record.images = images
-                .into_iter()
-                .filter_map(|(f, b)| {
-                    base64::engine::general_purpose::STANDARD
-                        .decode(b)
-                        .ok()
-                        .map(|png| (f, png))
-                })
-                .collect();
+            let record = stored_record(
+                scan,
+                page,
+                &row.get::<_, String>(4)?,
+                &row.get::<_, String>(5)?,
+            )?;
             out.push(OpenMismatch {
                 scan_id: scan,
                 page,

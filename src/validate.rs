@@ -100,7 +100,7 @@ pub fn validate(template: &Template, side: &Side, reading: &PageReading) -> Vali
 /// One field.
 ///
 /// The confidence is the minimum over its cells and boxes, not the product.
-/// The per-field thresholds in the templates (0.999 for digits) are set as
+/// The per-field thresholds in the templates (0.99 for digits) are set as
 /// "every cell at least this sure", matching the reader's shipped per-cell
 /// threshold; a product would make the same threshold far stricter for a
 /// 12-box My Number than for 2-box gestation weeks, and the cells of one

@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{synth_files, todoke, working_folder};
+use common::{close_batch, synth_files, terminate, todoke, working_folder};
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Read, Write};
@@ -247,14 +247,8 @@ fn batch_with_mismatches(dir: &Path) -> (PathBuf, PathBuf) {
         }
         assert!(start.elapsed() < Duration::from_secs(300));
     }
-    unsafe { libc::kill(daemon.id() as i32, libc::SIGTERM) };
-    assert!(daemon.wait_with_output().unwrap().status.success());
-    let st = todoke()
-        .args(["batch", "close", "--config"])
-        .arg(&settings)
-        .status()
-        .unwrap();
-    assert!(st.success());
+    terminate(daemon);
+    close_batch(&settings);
     (settings, synth)
 }
 
@@ -491,20 +485,7 @@ fn staff_clear_mismatches_by_keyboard_and_the_next_batch_shows_it() {
     assert!(String::from_utf8_lossy(&printed.stdout).contains("reject"));
 
     // The next batch holds the two corrected records, marked, with the reviewer.
-    let out = todoke()
-        .args(["batch", "close", "--config"])
-        .arg(&settings)
-        .output()
-        .unwrap();
-    assert!(out.status.success());
-    let batch = PathBuf::from(
-        String::from_utf8_lossy(&out.stdout)
-            .lines()
-            .next()
-            .unwrap()
-            .strip_prefix("batch: ")
-            .unwrap(),
-    );
+    let batch = close_batch(&settings);
     let mut corrected = 0;
     for form in ["pregnancy-notification", "infant-checkup"] {
         let bytes = std::fs::read(batch.join(format!("{form}.csv"))).unwrap();

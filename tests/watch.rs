@@ -2,7 +2,7 @@
 
 mod common;
 
-use common::{synth_files, todoke, working_folder};
+use common::{close_batch, synth_files, terminate, todoke, working_folder};
 
 use rand::{Rng, SeedableRng};
 use std::collections::{BTreeMap, BTreeSet};
@@ -23,12 +23,6 @@ fn spawn_watch(settings: &Path) -> Child {
 fn kill(mut child: Child) {
     child.kill().unwrap(); // SIGKILL
     child.wait().unwrap();
-}
-
-fn terminate(child: Child) {
-    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
-    let out = child.wait_with_output().unwrap();
-    assert!(out.status.success(), "SIGTERM ends the daemon cleanly");
 }
 
 fn inbox_is_empty(inbox: &Path) -> bool {
@@ -142,12 +136,7 @@ fn a_file_being_written_is_taken_only_once_complete() {
     // Its record is in the ledger: closing a batch publishes it.
     std::thread::sleep(Duration::from_secs(2));
     terminate(daemon);
-    let st = todoke()
-        .args(["batch", "close", "--config"])
-        .arg(&settings)
-        .status()
-        .unwrap();
-    assert!(st.success());
+    close_batch(&settings);
     let p = published(&work.join("out"));
     assert!(p.quarantined.is_empty(), "{:?}", p.quarantined);
     assert_eq!(p.pages.len(), pages_in(&bytes, &rel));
@@ -271,12 +260,7 @@ fn killed_twenty_times_nothing_is_lost_or_doubled() {
         );
     }
     terminate(daemon);
-    let st = todoke()
-        .args(["batch", "close", "--config"])
-        .arg(&settings)
-        .status()
-        .unwrap();
-    assert!(st.success());
+    close_batch(&settings);
     eprintln!("{kills} kills, {closes} closes on demand");
 
     let p = published(&work.join("out"));

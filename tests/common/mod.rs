@@ -83,3 +83,31 @@ pub fn synth_files(dir: &Path, count: usize, seed: u64) -> Vec<(String, Vec<u8>)
     files.sort();
     files
 }
+
+/// Stops a daemon the polite way and checks it exited cleanly.
+pub fn terminate(child: std::process::Child) {
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "SIGTERM ends the daemon cleanly");
+}
+
+/// `todoke batch close`; returns the batch folder it printed.
+pub fn close_batch(settings: &Path) -> PathBuf {
+    let out = todoke()
+        .args(["batch", "close", "--config"])
+        .arg(settings)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    PathBuf::from(
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .next()
+            .and_then(|l| l.strip_prefix("batch: "))
+            .unwrap(),
+    )
+}
