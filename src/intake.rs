@@ -85,13 +85,6 @@ pub fn is_clutter(name: &str) -> bool {
         || lower.ends_with(".crdownload")
 }
 
-/// Whether a file in the inbox has been written to its end, by its
-/// format's end marker (see `decode::looks_complete`). Scanners and copy
-/// tools write front to back, so a present end marker means complete.
-pub fn looks_complete(path: &Path) -> std::io::Result<bool> {
-    Ok(crate::decode::looks_complete(&std::fs::read(path)?))
-}
-
 /// Tracks files until their size and mtime have been still for the quiet
 /// period. Time is passed in, so the rule tests without waiting.
 #[derive(Debug, Default)]
@@ -163,7 +156,7 @@ mod tests {
         let check = |name: &str, bytes: &[u8]| {
             let p = dir.path().join(name);
             std::fs::write(&p, bytes).unwrap();
-            looks_complete(&p).unwrap()
+            crate::decode::looks_complete(&std::fs::read(&p).unwrap())
         };
         let pdf = b"%PDF-1.4\n1 0 obj<<>>endobj\ntrailer<<>>\n%%EOF\n";
         assert!(check("a.pdf", pdf));
@@ -181,11 +174,15 @@ mod tests {
         let img = image::GrayImage::from_fn(300, 200, |x, y| image::Luma([((x * y) % 251) as u8]));
         let full = dir.path().join("full.tif");
         img.save(&full).unwrap();
-        assert!(looks_complete(&full).unwrap());
+        assert!(crate::decode::looks_complete(
+            &std::fs::read(&full).unwrap()
+        ));
         let bytes = std::fs::read(&full).unwrap();
         let half = dir.path().join("half.tif");
         std::fs::write(&half, &bytes[..bytes.len() / 2]).unwrap();
-        assert!(!looks_complete(&half).unwrap());
+        assert!(!crate::decode::looks_complete(
+            &std::fs::read(&half).unwrap()
+        ));
     }
 
     #[test]

@@ -411,7 +411,22 @@ impl<'r> Daemon<'r> {
                 self.quiet.forget(&path);
                 continue;
             };
-            let complete = intake::looks_complete(&path).unwrap_or(false);
+            // Judge the very bytes the quiet check saw: a write landing
+            // between the stat and the read must not make a half file
+            // look complete.
+            let complete = match std::fs::read(&path) {
+                Ok(bytes) => {
+                    let unchanged = bytes.len() as u64 == m.len()
+                        && std::fs::metadata(&path).is_ok_and(|now| {
+                            now.len() == m.len() && now.modified().ok() == m.modified().ok()
+                        });
+                    if !unchanged {
+                        continue;
+                    }
+                    crate::decode::looks_complete(&bytes)
+                }
+                Err(_) => continue,
+            };
             // An empty or never-finished file is taken (and quarantined)
             // only after it has been still for a long while.
             let stale = self
