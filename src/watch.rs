@@ -546,7 +546,11 @@ impl<'r> Daemon<'r> {
                 self.register_stamp = stamp;
                 tracing::info!("register reloaded");
             }
-            Err(e) => tracing::error!("register not reloaded, the previous one stays in use: {e}"),
+            Err(e) => {
+                // Once per change of the file, not every tick.
+                self.register_stamp = stamp;
+                tracing::error!("register not reloaded, the previous one stays in use: {e}")
+            }
         }
     }
 }

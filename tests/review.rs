@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{close_batch, synth_files, terminate, todoke, working_folder};
+use common::{close_batch, synth_files, terminate, todoke, working_folder, Running};
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Read, Write};
@@ -227,11 +227,13 @@ fn batch_with_mismatches(dir: &Path) -> (PathBuf, PathBuf) {
         let to = work.join("inbox").join(&e.rel);
         std::fs::copy(&e.path, &to).unwrap();
     }
-    let daemon = todoke()
-        .args(["watch", "--config"])
-        .arg(&settings)
-        .spawn()
-        .unwrap();
+    let daemon = Running::new(
+        todoke()
+            .args(["watch", "--config"])
+            .arg(&settings)
+            .spawn()
+            .unwrap(),
+    );
     let start = Instant::now();
     loop {
         std::thread::sleep(Duration::from_millis(500));
@@ -292,15 +294,17 @@ fn staff_clear_mismatches_by_keyboard_and_the_next_batch_shows_it() {
     assert!(settle.len() >= 4, "{} settleable mismatches", settle.len());
 
     let port = free_port();
-    let mut review = todoke()
-        .args(["review", "--config"])
-        .arg(&settings)
-        .args(["--port", &port.to_string()])
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut review = Running::new(
+        todoke()
+            .args(["review", "--config"])
+            .arg(&settings)
+            .args(["--port", &port.to_string()])
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
     let mut line = String::new();
-    BufReader::new(review.stdout.take().unwrap())
+    BufReader::new(review.get().stdout.take().unwrap())
         .read_line(&mut line)
         .unwrap();
     let url = line.trim().strip_prefix("review: ").unwrap().to_string();
@@ -445,8 +449,7 @@ fn staff_clear_mismatches_by_keyboard_and_the_next_batch_shows_it() {
     b.type_into("#reject-reason", "同じ書類");
     b.keys(&[ENTER]);
     drop(b);
-    let _ = review.kill();
-    let _ = review.wait();
+    drop(review);
 
     // The ledger and the audit log say what happened, and who did it.
     let ledger = todoke::ledger::Ledger::open(&db).unwrap();

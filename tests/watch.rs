@@ -2,7 +2,7 @@
 
 mod common;
 
-use common::{close_batch, synth_files, terminate, todoke, working_folder};
+use common::{close_batch, synth_files, terminate, todoke, working_folder, Running};
 
 use rand::{Rng, SeedableRng};
 use std::collections::{BTreeMap, BTreeSet};
@@ -11,13 +11,15 @@ use std::path::Path;
 use std::process::Child;
 use std::time::{Duration, Instant};
 
-fn spawn_watch(settings: &Path) -> Child {
-    todoke()
-        .arg("watch")
-        .arg("--config")
-        .arg(settings)
-        .spawn()
-        .unwrap()
+fn spawn_watch(settings: &Path) -> Running {
+    Running::new(
+        todoke()
+            .arg("watch")
+            .arg("--config")
+            .arg(settings)
+            .spawn()
+            .unwrap(),
+    )
 }
 
 fn kill(mut child: Child) {
@@ -225,7 +227,7 @@ fn killed_twenty_times_nothing_is_lost_or_doubled() {
     while kills < 24 || !feeder.is_finished() {
         let daemon = spawn_watch(&settings);
         std::thread::sleep(Duration::from_millis(rng.gen_range(300..2500)));
-        kill(daemon);
+        kill(daemon.into_child());
         kills += 1;
         if kills % 6 == 0 {
             // A close on demand, itself killed part of the time.

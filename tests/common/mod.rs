@@ -84,8 +84,36 @@ pub fn synth_files(dir: &Path, count: usize, seed: u64) -> Vec<(String, Vec<u8>)
     files
 }
 
+/// A child process that is killed if the test ends early, so a failed
+/// test leaves no daemon behind.
+pub struct Running(Option<std::process::Child>);
+
+impl Running {
+    pub fn new(child: std::process::Child) -> Running {
+        Running(Some(child))
+    }
+
+    pub fn get(&mut self) -> &mut std::process::Child {
+        self.0.as_mut().unwrap()
+    }
+
+    pub fn into_child(mut self) -> std::process::Child {
+        self.0.take().unwrap()
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        if let Some(c) = &mut self.0 {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
 /// Stops a daemon the polite way and checks it exited cleanly.
-pub fn terminate(child: std::process::Child) {
+pub fn terminate(running: Running) {
+    let child = running.into_child();
     unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
     let out = child.wait_with_output().unwrap();
     assert!(out.status.success(), "SIGTERM ends the daemon cleanly");
