@@ -23,6 +23,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
+/// Tries at reading one file before it is quarantined as the cause of crashes.
+const MAX_TRIES: i64 = 5;
+
 /// A weekly close time, local.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Schedule {
@@ -482,7 +485,9 @@ impl<'r> Daemon<'r> {
             self.ledger.store_quarantine(dup.id, &entry)?;
         }
         let pending = self.ledger.pending()?;
-        let group = rayon::current_num_threads().max(1);
+        // Two files per core keep both cores busy past a long PDF; a stop
+        // waits for at most this group.
+        let group = 2 * rayon::current_num_threads().max(1);
         for chunk in pending.chunks(group) {
             if stop.load(Ordering::SeqCst) {
                 break;
@@ -490,11 +495,12 @@ impl<'r> Daemon<'r> {
             let mut to_read: Vec<&PendingScan> = Vec::new();
             for p in chunk {
                 // Committed before the try: a file that kills the reader is
-                // quarantined on the third restart, not retried forever.
-                if self.ledger.begin_attempt(p.id)? > 3 {
+                // quarantined after five tries, not retried forever. (A kill
+                // from outside also counts, hence five rather than one.)
+                if self.ledger.begin_attempt(p.id)? > MAX_TRIES {
                     self.quarantine(
                         p,
-                        "read_crashed: the reader stopped on this file three times",
+                        "read_crashed: the reader stopped on this file five times",
                     )?;
                 } else {
                     to_read.push(p);
