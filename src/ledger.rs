@@ -40,6 +40,8 @@ pub struct PendingScan {
     /// `<branch>/<name>` as dropped.
     pub source: String,
     pub branch: String,
+    /// Tries at reading it so far (a try interrupted by a stop or a crash).
+    pub attempts: i64,
 }
 
 /// What `receive` made of a new file.
@@ -304,7 +306,7 @@ impl Ledger {
     /// Scans taken but not read, oldest first.
     pub fn pending(&self) -> Result<Vec<PendingScan>, LedgerError> {
         let mut st = self.conn.prepare(
-            "SELECT id, work_path, source, branch FROM scans WHERE state = 'received' ORDER BY id",
+            "SELECT id, work_path, source, branch, attempts FROM scans WHERE state = 'received' ORDER BY id",
         )?;
         let rows = st.query_map([], |r| {
             Ok(PendingScan {
@@ -312,6 +314,7 @@ impl Ledger {
                 work_path: r.get(1)?,
                 source: r.get(2)?,
                 branch: r.get(3)?,
+                attempts: r.get(4)?,
             })
         })?;
         Ok(rows.collect::<Result<_, _>>()?)
@@ -340,6 +343,7 @@ impl Ledger {
                     work_path: r.get(1)?,
                     source: r.get(2)?,
                     branch: r.get(3)?,
+                    attempts: 0,
                 },
                 r.get::<_, Option<String>>(4)?.unwrap_or_default(),
             ))

@@ -23,8 +23,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
-/// Tries at reading one file before it is quarantined as the cause of crashes.
-const MAX_TRIES: i64 = 5;
+/// Tries at reading one file before it is quarantined as the cause of
+/// crashes; with systemd restarting after 10 s, a poison file holds the
+/// inbox up for a few minutes at most.
+const MAX_TRIES: i64 = 20;
 
 /// A weekly close time, local.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -485,22 +487,34 @@ impl<'r> Daemon<'r> {
             self.ledger.store_quarantine(dup.id, &entry)?;
         }
         let pending = self.ledger.pending()?;
-        // Two files per core keep both cores busy past a long PDF; a stop
-        // waits for at most this group.
-        let group = 2 * rayon::current_num_threads().max(1);
-        for chunk in pending.chunks(group) {
+        // Four files per core keep both cores busy past a long PDF; a stop
+        // waits for at most this group. A file whose earlier try was cut
+        // short is read alone, so that only a file that really stops the
+        // reader collects tries, not the files read beside it.
+        let per_group = 4 * rayon::current_num_threads().max(1);
+        let mut groups: Vec<Vec<&PendingScan>> = Vec::new();
+        let mut fresh: Vec<&PendingScan> = Vec::new();
+        for p in &pending {
+            if p.attempts > 0 {
+                groups.push(vec![p]);
+            } else {
+                fresh.push(p);
+            }
+        }
+        groups.extend(fresh.chunks(per_group).map(|c| c.to_vec()));
+        for chunk in groups {
             if stop.load(Ordering::SeqCst) {
                 break;
             }
             let mut to_read: Vec<&PendingScan> = Vec::new();
             for p in chunk {
                 // Committed before the try: a file that kills the reader is
-                // quarantined after five tries, not retried forever. (A kill
-                // from outside also counts, hence five rather than one.)
+                // quarantined after MAX_TRIES, not retried forever. A kill
+                // from outside counts too, hence many tries, each alone.
                 if self.ledger.begin_attempt(p.id)? > MAX_TRIES {
                     self.quarantine(
                         p,
-                        "read_crashed: the reader stopped on this file five times",
+                        "read_crashed: the reader stopped every time it read this file",
                     )?;
                 } else {
                     to_read.push(p);
