@@ -219,6 +219,8 @@ pub struct Daemon<'r> {
     ledger: Ledger,
     schedule: Option<Schedule>,
     quiet: QuietTracker,
+    /// Files found without their end marker, as (size, mtime) then.
+    incomplete: std::collections::HashMap<PathBuf, (u64, SystemTime)>,
     register_stamp: Option<SystemTime>,
     healthy: BTreeMap<String, bool>,
 }
@@ -237,6 +239,7 @@ impl<'r> Daemon<'r> {
             ledger,
             schedule,
             quiet: QuietTracker::default(),
+            incomplete: Default::default(),
             register_stamp,
             healthy: BTreeMap::new(),
         })
@@ -389,6 +392,7 @@ impl<'r> Daemon<'r> {
     /// whose format end is present.
     fn take_quiet_files(&mut self) -> Result<(), WatchError> {
         self.quiet.retain_existing();
+        self.incomplete.retain(|p, _| p.exists());
         let quiet = Duration::from_secs_f64(self.config.watch.quiet_secs);
         let inbox = self.config.watch.inbox.clone();
         let mut tracked = self.quiet.tracked();
@@ -416,30 +420,36 @@ impl<'r> Daemon<'r> {
                 self.quiet.forget(&path);
                 continue;
             };
-            // Judge the very bytes the quiet check saw: a write landing
-            // between the stat and the read must not make a half file
-            // look complete.
-            let complete = match std::fs::read(&path) {
-                Ok(bytes) => {
-                    let unchanged = bytes.len() as u64 == m.len()
-                        && std::fs::metadata(&path).is_ok_and(|now| {
-                            now.len() == m.len() && now.modified().ok() == m.modified().ok()
-                        });
-                    if !unchanged {
-                        continue;
-                    }
-                    crate::decode::looks_complete(&bytes)
-                }
-                Err(_) => continue,
-            };
             // An empty or never-finished file is taken (and quarantined)
             // only after it has been still for a long while.
             let stale = self
                 .quiet
                 .observe(&path, m.len(), mtime, Instant::now(), quiet * 12);
-            if !complete && !stale {
-                continue;
+            if !stale {
+                // A file already found incomplete as it is now is not read
+                // again every tick (on a share that is real traffic).
+                if self.incomplete.get(&path) == Some(&(m.len(), mtime)) {
+                    continue;
+                }
+                // Judge the very bytes the quiet check saw: a write landing
+                // between the stat and the read must not make a half file
+                // look complete.
+                let Ok(bytes) = std::fs::read(&path) else {
+                    continue;
+                };
+                let unchanged = bytes.len() as u64 == m.len()
+                    && std::fs::metadata(&path).is_ok_and(|now| {
+                        now.len() == m.len() && now.modified().ok() == m.modified().ok()
+                    });
+                if !unchanged {
+                    continue;
+                }
+                if !crate::decode::looks_complete(&bytes) {
+                    self.incomplete.insert(path.clone(), (m.len(), mtime));
+                    continue;
+                }
             }
+            self.incomplete.remove(&path);
             self.take(&scan)?;
             self.quiet.forget(&path);
         }
