@@ -497,71 +497,39 @@ impl<'r> Daemon<'r> {
             self.ledger.store_quarantine(dup.id, &entry)?;
         }
         let pending = self.ledger.pending()?;
-        // Four files per core keep both cores busy past a long PDF; a stop
-        // waits for at most this group. A file whose earlier try was cut
-        // short is read alone, so that only a file that really stops the
-        // reader collects tries, not the files read beside it.
-        let per_group = 4 * rayon::current_num_threads().max(1);
-        let mut groups: Vec<Vec<&PendingScan>> = Vec::new();
-        let mut fresh: Vec<&PendingScan> = Vec::new();
-        for p in &pending {
-            if p.attempts > 0 {
-                groups.push(vec![p]);
-            } else {
-                fresh.push(p);
-            }
-        }
-        groups.extend(fresh.chunks(per_group).map(|c| c.to_vec()));
-        for chunk in groups {
+        // A file whose earlier try was cut short is read alone, so that only
+        // a file that really stops the reader collects tries.
+        let (suspects, fresh): (Vec<&PendingScan>, Vec<&PendingScan>) =
+            pending.iter().partition(|p| p.attempts > 0);
+        for p in suspects {
             if stop.load(Ordering::SeqCst) {
-                break;
+                return Ok(());
             }
-            let mut to_read: Vec<&PendingScan> = Vec::new();
-            for p in chunk {
-                // Committed before the try: a file that kills the reader is
-                // quarantined after MAX_TRIES, not retried forever. A kill
-                // from outside counts too, hence many tries, each alone.
-                if self.ledger.begin_attempt(p.id)? > MAX_TRIES {
-                    self.quarantine(
-                        p,
-                        "read_crashed: the reader stopped every time it read this file",
-                    )?;
-                } else {
-                    to_read.push(p);
-                }
-            }
-            let work = &self.config.watch.work;
-            let engine = &self.engine;
-            let results: Vec<(&PendingScan, FileOutcome)> = to_read
-                .par_iter()
-                .map(|p| {
-                    let scan = Scan {
-                        path: work.join(&p.work_path),
-                        rel: p.source.clone(),
-                        branch: p.branch.clone(),
-                    };
-                    (*p, engine.process(&scan).1)
-                })
-                .collect();
-            for (p, outcome) in results {
-                match outcome {
-                    FileOutcome::Pages(pages) => {
-                        let demoted = self.ledger.store_read(p.id, &pages)?;
-                        tracing::info!(file = %p.source, pages = pages.len(), duplicate_pages = demoted, "read");
-                    }
-                    FileOutcome::Quarantine { reason } => self.quarantine(p, &reason)?,
-                }
-            }
+            read_with(&self.engine, &self.config, &mut self.ledger, p)?;
         }
-        Ok(())
-    }
-
-    fn quarantine(&mut self, p: &PendingScan, reason: &str) -> Result<(), WatchError> {
-        let path = self.config.watch.work.join(&p.work_path);
-        let entry = emit::quarantine(&self.config.watch.out, &path, &p.source, reason)?;
-        self.ledger.store_quarantine(p.id, &entry)?;
-        tracing::info!(file = %p.source, %reason, "quarantined");
-        Ok(())
+        // The rest in one parallel stream, each worker with its own ledger
+        // connection: a try is counted when a worker starts a file and its
+        // result stored as soon as it is read, so no core waits for another.
+        let (engine, config) = (&self.engine, &self.config);
+        let done: Result<Vec<()>, WatchError> = fresh
+            .par_iter()
+            .map_init(
+                || Ledger::open(&config.watch.state),
+                |ledger, p| {
+                    if stop.load(Ordering::SeqCst) {
+                        return Ok(());
+                    }
+                    match ledger {
+                        Ok(l) => read_with(engine, config, l, p),
+                        Err(e) => Err(WatchError::Io {
+                            path: config.watch.state.clone(),
+                            source: std::io::Error::other(e.to_string()),
+                        }),
+                    }
+                },
+            )
+            .collect();
+        done.map(|_| ())
     }
 
     /// A register that fails to load keeps the previous one in use.
@@ -583,6 +551,44 @@ impl<'r> Daemon<'r> {
             }
         }
     }
+}
+
+/// Counts the try (committed before it), reads the file and stores the
+/// outcome. A file that kills the reader is quarantined after MAX_TRIES
+/// rather than retried forever; kills from outside count too, hence many
+/// tries, each alone once cut short.
+fn read_with(
+    engine: &Engine<'_>,
+    config: &Config,
+    ledger: &mut Ledger,
+    p: &PendingScan,
+) -> Result<(), WatchError> {
+    let work = &config.watch.work;
+    let outcome = if ledger.begin_attempt(p.id)? > MAX_TRIES {
+        FileOutcome::Quarantine {
+            reason: "read_crashed: the reader stopped every time it read this file".into(),
+        }
+    } else {
+        let scan = Scan {
+            path: work.join(&p.work_path),
+            rel: p.source.clone(),
+            branch: p.branch.clone(),
+        };
+        engine.process(&scan).1
+    };
+    match outcome {
+        FileOutcome::Pages(pages) => {
+            let demoted = ledger.store_read(p.id, &pages)?;
+            tracing::info!(file = %p.source, pages = pages.len(), duplicate_pages = demoted, "read");
+        }
+        FileOutcome::Quarantine { reason } => {
+            let path = work.join(&p.work_path);
+            let entry = emit::quarantine(&config.watch.out, &path, &p.source, &reason)?;
+            ledger.store_quarantine(p.id, &entry)?;
+            tracing::info!(file = %p.source, %reason, "quarantined");
+        }
+    }
+    Ok(())
 }
 
 fn modified(path: &Path) -> Option<SystemTime> {
