@@ -55,6 +55,18 @@ pub enum PageStatus {
     Unreadable,
 }
 
+impl PageStatus {
+    /// The name records.jsonl and reports use (its serde name).
+    pub fn code(self) -> &'static str {
+        match self {
+            PageStatus::Validated => "validated",
+            PageStatus::Mismatch => "mismatch",
+            PageStatus::Skipped => "skipped",
+            PageStatus::Unreadable => "unreadable",
+        }
+    }
+}
+
 /// A register row offered to staff.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct CandidateView {
@@ -274,11 +286,10 @@ pub fn write_batch(
 
     let mut by_form: BTreeMap<String, BTreeMap<String, usize>> = BTreeMap::new();
     for r in records {
-        let status = serde_json::to_value(r.status).expect("status serialises");
         *by_form
             .entry(r.form.clone().unwrap_or_else(|| "unknown".into()))
             .or_default()
-            .entry(status.as_str().unwrap_or_default().to_string())
+            .entry(r.status.code().to_string())
             .or_default() += 1;
     }
     let manifest = serde_json::json!({
@@ -526,10 +537,7 @@ fn mismatches_csv(
             r.page.to_string(),
             r.branch.clone(),
             r.form.clone().unwrap_or_default(),
-            serde_json::to_value(r.status)
-                .ok()
-                .and_then(|v| v.as_str().map(String::from))
-                .unwrap_or_default(),
+            r.status.code().to_string(),
             r.reasons.join(";"),
             values,
         ];
@@ -628,10 +636,7 @@ table.c td{{padding:.1em .6em}}</style></head><body><h1>todoke batch {id}</h1>",
                 Some(f) => (
                     shown_value(id, f, sensitive),
                     f.confidence,
-                    serde_json::to_value(f.status)
-                        .ok()
-                        .and_then(|v| v.as_str().map(String::from))
-                        .unwrap_or_default(),
+                    f.status.code().to_string(),
                 ),
                 None => (String::new(), 0.0, String::new()),
             };
@@ -657,17 +662,14 @@ table.c td{{padding:.1em .6em}}</style></head><body><h1>todoke batch {id}</h1>",
             if f.status == FieldStatus::Ok || r.images.iter().any(|(i, _)| i == id) {
                 continue;
             }
-            let status = serde_json::to_value(f.status)
-                .ok()
-                .and_then(|v| v.as_str().map(String::from))
-                .unwrap_or_default();
+            let status = f.status.code();
             let _ = write!(
                 h,
                 "<div class=\"field\"><div><b>{}</b><br>read: <span class=\"bad\">{}</span><br>confidence {:.3} · {}</div></div>",
                 esc(id),
                 esc(&shown_value(id, f, sensitive)),
                 f.confidence,
-                esc(&status),
+                esc(status),
             );
         }
         if !r.candidates.is_empty() {

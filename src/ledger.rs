@@ -380,10 +380,7 @@ impl Ledger {
                     }
                 }
             }
-            let status = serde_json::to_value(p.status)
-                .ok()
-                .and_then(|v| v.as_str().map(String::from))
-                .unwrap_or_default();
+            let status = p.status.code();
             let images: Vec<(String, String)> = p
                 .images
                 .iter()

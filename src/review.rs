@@ -160,12 +160,8 @@ pub fn correct(
     }
     for field in &side.fields {
         match fields.get(&field.id) {
-            Some(f) if f.status != FieldStatus::Ok && !edits.contains_key(&field.id) => {
-                let code = serde_json::to_value(f.status)
-                    .ok()
-                    .and_then(|v| v.as_str().map(String::from))
-                    .unwrap_or_default();
-                reasons.push(format!("{code}:{}", field.id));
+            Some(f) if !edits.contains_key(&field.id) => {
+                reasons.extend(f.status.reason(&field.id));
             }
             None if field.required => reasons.push(format!("missing:{}", field.id)),
             _ => {}

@@ -598,8 +598,7 @@ impl ReviewServer {
                 esc(&value),
                 esc(&value),
                 f.map(|f| f.confidence).unwrap_or(0.0),
-                f.map(|f| serde_json::to_value(f.status).ok().and_then(|v| v.as_str().map(String::from)).unwrap_or_default())
-                    .unwrap_or_default(),
+                f.map(|f| f.status.code()).unwrap_or_default(),
             );
         }
         // The save button comes first so that Enter in a field saves the

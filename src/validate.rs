@@ -39,16 +39,21 @@ pub enum FieldStatus {
 }
 
 impl FieldStatus {
-    fn reason(self, field: &str) -> Option<String> {
-        let code = match self {
-            FieldStatus::Ok => return None,
+    /// The name records.jsonl and reports use (its serde name).
+    pub fn code(self) -> &'static str {
+        match self {
+            FieldStatus::Ok => "ok",
             FieldStatus::LowConfidence => "low_confidence",
             FieldStatus::Invalid => "invalid",
             FieldStatus::CheckDigit => "check_digit",
             FieldStatus::MultipleMarks => "multiple_marks",
             FieldStatus::Missing => "missing",
-        };
-        Some(format!("{code}:{field}"))
+        }
+    }
+
+    /// The reason code (`low_confidence:atena_no`) of a field that did not pass.
+    pub fn reason(self, field: &str) -> Option<String> {
+        (self != FieldStatus::Ok).then(|| format!("{}:{field}", self.code()))
     }
 }
 
@@ -1094,5 +1099,19 @@ columns = [{ header = "宛名番号", value = "atena_no" }]
         assert_eq!(v.fields["atena_no"].value, serde_json::json!("1234"));
         let json = serde_json::to_value(&v.fields["gestation_weeks"]).unwrap();
         assert_eq!(json["status"], "invalid");
+    }
+
+    #[test]
+    fn status_codes_are_the_serialised_names() {
+        for s in [
+            FieldStatus::Ok,
+            FieldStatus::LowConfidence,
+            FieldStatus::Invalid,
+            FieldStatus::CheckDigit,
+            FieldStatus::MultipleMarks,
+            FieldStatus::Missing,
+        ] {
+            assert_eq!(serde_json::to_value(s).unwrap(), s.code());
+        }
     }
 }
