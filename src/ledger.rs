@@ -275,7 +275,7 @@ impl Ledger {
         source: &str,
         work_path: &str,
     ) -> Result<Received, LedgerError> {
-        let tx = self.conn.transaction()?;
+        let tx = write(&mut self.conn)?;
         let first: Option<String> = tx
             .query_row(
                 "SELECT source FROM scans WHERE sha256 = ?1 ORDER BY id LIMIT 1",
@@ -356,7 +356,7 @@ impl Ledger {
     /// mismatch (`duplicate_page`), so no record is entered twice.
     /// Returns how many pages were demoted that way.
     pub fn store_read(&mut self, id: i64, pages: &[PageRecord]) -> Result<usize, LedgerError> {
-        let tx = self.conn.transaction()?;
+        let tx = write(&mut self.conn)?;
         let mut demoted = 0;
         for p in pages {
             let mut p = p.clone();
@@ -435,7 +435,7 @@ impl Ledger {
     /// written. A crash after this is finished by `resume`, with the same
     /// contents.
     pub fn open_batch(&mut self, batch_id: &str) -> Result<usize, LedgerError> {
-        let tx = self.conn.transaction()?;
+        let tx = write(&mut self.conn)?;
         tx.execute(
             "INSERT INTO batches(id, state, opened_at) VALUES (?1, 'closing', ?2)",
             params![batch_id, now()],
@@ -529,7 +529,7 @@ impl Ledger {
 
     /// Marks a batch published once its folder and READY are on disk.
     pub fn publish(&mut self, batch_id: &str) -> Result<(), LedgerError> {
-        let tx = self.conn.transaction()?;
+        let tx = write(&mut self.conn)?;
         let n = tx.execute(
             "UPDATE batches SET state = 'published', closed_at = ?2 WHERE id = ?1 AND state = 'closing'",
             params![batch_id, now()],
@@ -725,7 +725,7 @@ impl Ledger {
         reviewer: &str,
         decision: &Decision,
     ) -> Result<Decision, LedgerError> {
-        let tx = self.conn.transaction()?;
+        let tx = write(&mut self.conn)?;
         let at = now();
         let audit = |tx: &rusqlite::Transaction,
                      action: &str,
@@ -830,6 +830,14 @@ impl Ledger {
         })?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
+}
+
+/// A write transaction that takes the write lock at its start. A deferred
+/// one that reads first and then writes fails at once with SQLITE_BUSY
+/// (no busy wait) when another connection, a reader thread or the daemon,
+/// committed in between.
+fn write(conn: &mut Connection) -> rusqlite::Result<rusqlite::Transaction<'_>> {
+    conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
 }
 
 #[cfg(test)]

@@ -64,7 +64,9 @@ pub enum FileOutcome {
 /// once, shared by `run` and the watch daemon.
 pub struct Engine<'r> {
     pub templates: Vec<Template>,
-    register: Register,
+    /// Behind a lock so the daemon can swap it while its readers work; a
+    /// file is read against the register as it was when the file started.
+    register: std::sync::RwLock<std::sync::Arc<Register>>,
     pdf: PdfRenderer,
     limits: DecodeLimits,
     handwriting: &'r dyn DigitReader,
@@ -87,7 +89,7 @@ impl<'r> Engine<'r> {
         }
         Ok(Engine {
             templates,
-            register,
+            register: std::sync::RwLock::new(std::sync::Arc::new(register)),
             pdf,
             limits: config.decode.limits(),
             handwriting,
@@ -96,8 +98,8 @@ impl<'r> Engine<'r> {
     }
 
     /// Swaps in a newer register (IT replaces the export weekly).
-    pub fn set_register(&mut self, register: Register) {
-        self.register = register;
+    pub fn set_register(&self, register: Register) {
+        *self.register.write().unwrap_or_else(|e| e.into_inner()) = std::sync::Arc::new(register);
     }
 
     /// One file through decode → register → read → validate → matching;
@@ -107,12 +109,17 @@ impl<'r> Engine<'r> {
             handwriting: self.handwriting,
             printed: Some(&self.printed),
         };
+        let register = self
+            .register
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
         process_file(
             scan,
             &self.limits,
             &self.pdf,
             &self.templates,
-            &self.register,
+            &register,
             &readers,
         )
     }

@@ -1,9 +1,11 @@
 //! The watched-folder daemon: takes each scan once it is completely written,
 //! reads it, records it in the ledger, and closes weekly batches.
 //!
-//! Each tick: notice files (inotify or polling events, and a full listing
-//! every `rescan_secs`) → take the quiet, complete ones into the work area →
-//! read what the ledger says is pending → close a batch when one is due.
+//! Each tick of the daemon's thread: notice files (inotify or polling
+//! events, and a full listing every `rescan_secs`) → take the quiet,
+//! complete ones into the work area → queue what the ledger says is pending
+//! for the reader threads → close a batch when one is due. Readers store
+//! each file's pages as soon as it is read.
 //! Every step is committed to the ledger before the next, and `recover`
 //! redoes whatever a crash left half done, so a kill at any moment neither
 //! loses nor doubles a scan.
@@ -15,18 +17,22 @@ use crate::ledger::{Ledger, LedgerError, PendingScan, Received};
 use crate::matching::{self, Register};
 use crate::pipeline::{Engine, FileOutcome};
 use chrono::{Datelike, NaiveDateTime, NaiveTime, Weekday};
-use rayon::prelude::*;
 use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{mpsc, Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
 /// Tries at reading one file before it is quarantined as the cause of
 /// crashes; with systemd restarting after 10 s, a poison file holds the
 /// inbox up for a few minutes at most.
 const MAX_TRIES: i64 = 20;
+
+/// Files queued for the readers at once: enough that they never run dry
+/// while this thread takes a burst of new files (a stop leaves queued files
+/// untouched, so depth costs nothing there).
+const QUEUE_DEPTH: usize = 64;
 
 /// A weekly close time, local.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -215,7 +221,7 @@ fn finish_closing(
 /// The working state of a running daemon.
 pub struct Daemon<'r> {
     config: Config,
-    engine: Engine<'r>,
+    engine: Arc<Engine<'r>>,
     ledger: Ledger,
     schedule: Option<Schedule>,
     quiet: QuietTracker,
@@ -235,7 +241,7 @@ impl<'r> Daemon<'r> {
         }
         Ok(Daemon {
             config,
-            engine,
+            engine: Arc::new(engine),
             ledger,
             schedule,
             quiet: QuietTracker::default(),
@@ -256,7 +262,7 @@ impl<'r> Daemon<'r> {
             })? {
                 if !self.ledger.knows_work_path(&scan.rel)? {
                     tracing::warn!(file = %scan.rel, "taken before a stop but not recorded; recording it now");
-                    self.record_taken(&scan.path, &scan.rel, &scan.branch)?;
+                    self.record_taken(&scan.path, &scan.rel, &scan.branch, None)?;
                 }
             }
         }
@@ -264,54 +270,146 @@ impl<'r> Daemon<'r> {
         Ok(())
     }
 
-    /// Runs until `stop` is set; the page in hand is finished first.
+    /// Runs until `stop` is set; the files in hand are finished first.
+    ///
+    /// Reader threads (one per core) read while this thread watches, takes
+    /// and closes batches, so taking a new file never waits for a reading
+    /// round to end and no core idles at the tail of one.
     pub fn run(&mut self, stop: Arc<AtomicBool>) -> Result<(), WatchError> {
         self.recover()?;
-        let (tx, rx) = std::sync::mpsc::channel::<PathBuf>();
+        let (tx, rx) = mpsc::channel::<Event>();
         let mut watcher = self.start_watcher(tx.clone())?;
         let rescan = Duration::from_secs_f64(self.config.watch.rescan_secs.max(1.0));
         let mut last_rescan: Option<Instant> = None;
         let mut last_beat = Instant::now() - Duration::from_secs(3600);
-        tracing::info!("watching");
-        while !stop.load(Ordering::SeqCst) {
-            if last_rescan.is_none_or(|t| t.elapsed() >= rescan) {
-                let recovered = self.check_inboxes();
-                if recovered {
-                    // A share that came back needs its watch set up again.
-                    watcher = self.start_watcher(tx.clone())?;
+        let workers = rayon::current_num_threads().max(1);
+        let (job_tx, job_rx) = mpsc::channel::<PendingScan>();
+        let job_rx = Mutex::new(job_rx);
+        let (engine, config) = (Arc::clone(&self.engine), self.config.clone());
+        tracing::info!(readers = workers, "watching");
+        std::thread::scope(|scope| {
+            for _ in 0..workers {
+                let done = tx.clone();
+                let (engine, config, jobs, stop) = (&*engine, &config, &job_rx, &*stop);
+                scope.spawn(move || reader_thread(engine, config, jobs, done, stop));
+            }
+            let mut in_flight = InFlight::default();
+            let result = (|| -> Result<(), WatchError> {
+                while !stop.load(Ordering::SeqCst) {
+                    if last_rescan.is_none_or(|t| t.elapsed() >= rescan) {
+                        let recovered = self.check_inboxes();
+                        if recovered {
+                            // A share that came back needs its watch set up again.
+                            watcher = self.start_watcher(tx.clone())?;
+                        }
+                        self.rescan();
+                        last_rescan = Some(Instant::now());
+                    }
+                    while let Ok(ev) = rx.try_recv() {
+                        self.handle(ev, &mut in_flight)?;
+                    }
+                    self.take_quiet_files()?;
+                    self.dispatch(&job_tx, &mut in_flight, QUEUE_DEPTH)?;
+                    if let Some(s) = self.schedule {
+                        let start = parse_local(&self.ledger.period_start()?);
+                        let now = chrono::Local::now().naive_local();
+                        if s.due(start, now) {
+                            close_batch(&mut self.ledger, &self.engine, &self.config)?;
+                        }
+                    }
+                    if last_beat.elapsed() >= Duration::from_secs(30) {
+                        self.ledger
+                            .set_meta("heartbeat", &chrono::Local::now().to_rfc3339())?;
+                        last_beat = Instant::now();
+                    }
+                    if let Ok(ev) = rx.recv_timeout(Duration::from_millis(500)) {
+                        self.handle(ev, &mut in_flight)?;
+                    }
                 }
-                self.rescan();
-                last_rescan = Some(Instant::now());
-            }
-            while let Ok(path) = rx.try_recv() {
-                self.notice(&path);
-            }
-            self.take_quiet_files()?;
-            self.read_pending(&stop)?;
-            if let Some(s) = self.schedule {
-                let start = parse_local(&self.ledger.period_start()?);
-                let now = chrono::Local::now().naive_local();
-                if s.due(start, now) {
-                    close_batch(&mut self.ledger, &self.engine, &self.config)?;
+                Ok(())
+            })();
+            // Readers skip what is queued once `stop` is set; the files they
+            // hold are finished and stored before they exit.
+            stop.store(true, Ordering::SeqCst);
+            drop(job_tx);
+            while !in_flight.ids.is_empty() {
+                match rx.recv() {
+                    Ok(Event::Read { id, result: done }) => {
+                        in_flight.ids.remove(&id);
+                        if let Err(e) = done {
+                            tracing::error!("storing a read file failed: {e}");
+                        }
+                    }
+                    Ok(Event::Path(_)) => {}
+                    Err(_) => break,
                 }
             }
-            if last_beat.elapsed() >= Duration::from_secs(30) {
-                self.ledger
-                    .set_meta("heartbeat", &chrono::Local::now().to_rfc3339())?;
-                last_beat = Instant::now();
-            }
-            if let Ok(path) = rx.recv_timeout(Duration::from_millis(500)) {
-                self.notice(&path);
-            }
-        }
+            result
+        })?;
         drop(watcher);
         tracing::info!("stopped");
         Ok(())
     }
 
+    fn handle(&mut self, ev: Event, in_flight: &mut InFlight) -> Result<(), WatchError> {
+        match ev {
+            Event::Path(path) => self.notice(&path),
+            Event::Read { id, result } => {
+                in_flight.ids.remove(&id);
+                result?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Queues pending scans for the readers, at most `depth` in flight. A
+    /// file whose earlier try was cut short is read alone, so that only a
+    /// file that really stops the reader collects tries.
+    fn dispatch(
+        &mut self,
+        jobs: &mpsc::Sender<PendingScan>,
+        in_flight: &mut InFlight,
+        depth: usize,
+    ) -> Result<(), WatchError> {
+        self.reload_register_if_changed();
+        for (dup, reason) in self.ledger.duplicates_to_quarantine()? {
+            let path = self.config.watch.work.join(&dup.work_path);
+            let entry = emit::quarantine(&self.config.watch.out, &path, &dup.source, &reason)?;
+            self.ledger.store_quarantine(dup.id, &entry)?;
+        }
+        if in_flight.suspect || in_flight.ids.len() >= depth {
+            return Ok(());
+        }
+        if in_flight.ids.is_empty() {
+            in_flight.suspect = false;
+        }
+        let mut pending = self.ledger.pending()?;
+        pending.retain(|p| !in_flight.ids.contains(&p.id));
+        // Suspects first: after a restart they go one by one before the rest.
+        pending.sort_by_key(|p| p.attempts == 0);
+        for p in pending {
+            if in_flight.ids.len() >= depth {
+                break;
+            }
+            let suspect = p.attempts > 0;
+            if suspect && !in_flight.ids.is_empty() {
+                break;
+            }
+            in_flight.ids.insert(p.id);
+            in_flight.suspect = suspect;
+            if jobs.send(p).is_err() {
+                break;
+            }
+            if suspect {
+                break;
+            }
+        }
+        Ok(())
+    }
+
     fn start_watcher(
         &self,
-        tx: std::sync::mpsc::Sender<PathBuf>,
+        tx: mpsc::Sender<Event>,
     ) -> Result<Box<dyn notify::Watcher>, WatchError> {
         use notify::Watcher;
         let inbox = &self.config.watch.inbox;
@@ -323,7 +421,7 @@ impl<'r> Daemon<'r> {
         let handler = move |res: notify::Result<notify::Event>| {
             if let Ok(ev) = res {
                 for p in ev.paths {
-                    let _ = tx.send(p);
+                    let _ = tx.send(Event::Path(p));
                 }
             }
         };
@@ -425,6 +523,7 @@ impl<'r> Daemon<'r> {
             let stale = self
                 .quiet
                 .observe(&path, m.len(), mtime, Instant::now(), quiet * 12);
+            let mut sha = None;
             if !stale {
                 // A file already found incomplete as it is now is not read
                 // again every tick (on a share that is real traffic).
@@ -448,9 +547,12 @@ impl<'r> Daemon<'r> {
                     self.incomplete.insert(path.clone(), (m.len(), mtime));
                     continue;
                 }
+                // A rename keeps these very bytes, and a copy is verified
+                // against the original, so they need not be read again.
+                sha = Some(hex::encode(Sha256::digest(&bytes)));
             }
             self.incomplete.remove(&path);
-            self.take(&scan)?;
+            self.take(&scan, sha)?;
             self.quiet.forget(&path);
         }
         Ok(())
@@ -458,7 +560,7 @@ impl<'r> Daemon<'r> {
 
     /// Moves a scan into the work area, then records it. A crash between the
     /// two is found by `recover`.
-    fn take(&mut self, scan: &Scan) -> Result<(), WatchError> {
+    fn take(&mut self, scan: &Scan, sha: Option<String>) -> Result<(), WatchError> {
         let name = scan.rel.rsplit('/').next().unwrap_or(&scan.rel);
         let stamp = chrono::Local::now().format("%Y%m%dT%H%M%S%.3f");
         let dir = self.config.watch.work.join(&scan.branch);
@@ -470,13 +572,23 @@ impl<'r> Daemon<'r> {
             n += 1;
         }
         let target = self.config.watch.work.join(&rel);
-        move_file(&scan.path, &target)?;
-        self.record_taken(&target, &rel, &scan.branch)
+        // A copy may hold bytes written after the check: hash what landed.
+        let renamed = move_file(&scan.path, &target)?;
+        let sha = sha.filter(|_| renamed);
+        self.record_taken(&target, &rel, &scan.branch, sha)
     }
 
-    fn record_taken(&mut self, path: &Path, rel: &str, branch: &str) -> Result<(), WatchError> {
-        let bytes = std::fs::read(path).map_err(io(path))?;
-        let sha = hex::encode(Sha256::digest(&bytes));
+    fn record_taken(
+        &mut self,
+        path: &Path,
+        rel: &str,
+        branch: &str,
+        sha: Option<String>,
+    ) -> Result<(), WatchError> {
+        let sha = match sha {
+            Some(sha) => sha,
+            None => hex::encode(Sha256::digest(std::fs::read(path).map_err(io(path))?)),
+        };
         let source = source_of(rel);
         match self.ledger.receive(&sha, branch, &source, rel)? {
             Received::New(_) => tracing::info!(file = %source, "taken"),
@@ -485,51 +597,6 @@ impl<'r> Daemon<'r> {
             }
         }
         Ok(())
-    }
-
-    /// Reads pending scans, a few at a time in parallel, each stored in its
-    /// own transaction; stops between groups when asked to.
-    fn read_pending(&mut self, stop: &AtomicBool) -> Result<(), WatchError> {
-        self.reload_register_if_changed();
-        for (dup, reason) in self.ledger.duplicates_to_quarantine()? {
-            let path = self.config.watch.work.join(&dup.work_path);
-            let entry = emit::quarantine(&self.config.watch.out, &path, &dup.source, &reason)?;
-            self.ledger.store_quarantine(dup.id, &entry)?;
-        }
-        let pending = self.ledger.pending()?;
-        // A file whose earlier try was cut short is read alone, so that only
-        // a file that really stops the reader collects tries.
-        let (suspects, fresh): (Vec<&PendingScan>, Vec<&PendingScan>) =
-            pending.iter().partition(|p| p.attempts > 0);
-        for p in suspects {
-            if stop.load(Ordering::SeqCst) {
-                return Ok(());
-            }
-            read_with(&self.engine, &self.config, &mut self.ledger, p)?;
-        }
-        // The rest in one parallel stream, each worker with its own ledger
-        // connection: a try is counted when a worker starts a file and its
-        // result stored as soon as it is read, so no core waits for another.
-        let (engine, config) = (&self.engine, &self.config);
-        let done: Result<Vec<()>, WatchError> = fresh
-            .par_iter()
-            .map_init(
-                || Ledger::open(&config.watch.state),
-                |ledger, p| {
-                    if stop.load(Ordering::SeqCst) {
-                        return Ok(());
-                    }
-                    match ledger {
-                        Ok(l) => read_with(engine, config, l, p),
-                        Err(e) => Err(WatchError::Io {
-                            path: config.watch.state.clone(),
-                            source: std::io::Error::other(e.to_string()),
-                        }),
-                    }
-                },
-            )
-            .collect();
-        done.map(|_| ())
     }
 
     /// A register that fails to load keeps the previous one in use.
@@ -549,6 +616,57 @@ impl<'r> Daemon<'r> {
                 self.register_stamp = stamp;
                 tracing::error!("register not reloaded, the previous one stays in use: {e}")
             }
+        }
+    }
+}
+
+/// Something for the daemon's thread: a path an event named, or a reader
+/// done with a file.
+enum Event {
+    Path(PathBuf),
+    Read {
+        id: i64,
+        result: Result<(), WatchError>,
+    },
+}
+
+/// Scans handed to readers and not yet reported back.
+#[derive(Default)]
+struct InFlight {
+    ids: std::collections::HashSet<i64>,
+    /// The one in flight was cut short before, so nothing else goes with it.
+    suspect: bool,
+}
+
+/// One reader: its own ledger connection, files from the shared queue
+/// until the queue closes; once `stop` is set, queued files are left
+/// pending (not started, so no try is counted).
+fn reader_thread(
+    engine: &Engine<'_>,
+    config: &Config,
+    jobs: &Mutex<mpsc::Receiver<PendingScan>>,
+    done: mpsc::Sender<Event>,
+    stop: &AtomicBool,
+) {
+    let mut ledger = Ledger::open(&config.watch.state);
+    loop {
+        let job = match jobs.lock().unwrap_or_else(|e| e.into_inner()).recv() {
+            Ok(job) => job,
+            Err(_) => return,
+        };
+        let result = if stop.load(Ordering::SeqCst) {
+            Ok(())
+        } else {
+            match &mut ledger {
+                Ok(l) => read_with(engine, config, l, &job),
+                Err(e) => Err(WatchError::Io {
+                    path: config.watch.state.clone(),
+                    source: std::io::Error::other(e.to_string()),
+                }),
+            }
+        };
+        if done.send(Event::Read { id: job.id, result }).is_err() {
+            return;
         }
     }
 }
@@ -636,9 +754,11 @@ fn source_of(work_rel: &str) -> String {
 
 /// Atomic rename on one file system; across file systems copy, sync,
 /// verify, then remove the original.
-fn move_file(from: &Path, to: &Path) -> Result<(), WatchError> {
-    match std::fs::rename(from, to) {
-        Ok(()) => {}
+/// Renames, or across file systems copies, syncs, verifies and removes;
+/// true when it was a rename (so the content is the very file checked).
+fn move_file(from: &Path, to: &Path) -> Result<bool, WatchError> {
+    let renamed = match std::fs::rename(from, to) {
+        Ok(()) => true,
         Err(e) if e.raw_os_error() == Some(libc::EXDEV) => {
             let bytes = std::fs::read(from).map_err(io(from))?;
             {
@@ -654,15 +774,16 @@ fn move_file(from: &Path, to: &Path) -> Result<(), WatchError> {
                 });
             }
             std::fs::remove_file(from).map_err(io(from))?;
+            false
         }
         Err(e) => return Err(io(from)(e)),
-    }
+    };
     if let Some(dir) = to.parent() {
         std::fs::File::open(dir)
             .and_then(|d| d.sync_all())
             .map_err(io(dir))?;
     }
-    Ok(())
+    Ok(renamed)
 }
 
 /// Creates a working folder: settings, one inbox per branch, output.
