@@ -191,6 +191,11 @@ def marks_and_header(title):
         "checkbox_confidence = 0.8",
         "checkbox_empty_ink = 0.04",
         "checkbox_marked_ink = 0.10",
+        "# Doubtful key or check-digit cells pass when each is at least this sure and",
+        "# the register (atena_no + birth_date) or the check digit vouches for the value;",
+        "# picked on validation-fold pages (make bench-pages with BENCH_DIGITS=validation).",
+        "vouch_cell_floor = 0.8",
+        "vouch_max_rivals = 0.001",
     ]
 
 

@@ -60,6 +60,10 @@ enum Command {
         branches: Vec<String>,
         #[arg(long)]
         forms_dir: Option<PathBuf>,
+        /// Whose handwriting: the training split, the validation fold only
+        /// (to pick thresholds on) or the evaluation split (to measure on).
+        #[arg(long, value_enum, default_value_t)]
+        digits: todoke::synth::DigitSource,
     },
     /// The handwritten digit reader.
     Digits {
@@ -260,6 +264,7 @@ fn dispatch(command: Command) -> anyhow::Result<()> {
             dpi,
             branches,
             forms_dir,
+            digits: digit_source,
         } => {
             let opts = todoke::synth::SynthOptions {
                 forms_dir: forms_dir.unwrap_or_else(todoke::config::default_forms_dir),
@@ -270,6 +275,7 @@ fn dispatch(command: Command) -> anyhow::Result<()> {
                 out,
                 branches,
                 dpi,
+                digits: digit_source,
             };
             let s = todoke::synth::synth(&opts)?;
             println!(

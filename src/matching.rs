@@ -6,6 +6,7 @@
 //! into a match.
 
 use crate::digits::CellReading;
+use crate::template::Era;
 use chrono::{Datelike, NaiveDate};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
@@ -79,6 +80,40 @@ pub struct Candidate {
     pub distance: u32,
     /// Why this row is offered, in terms of the reading only.
     pub why: String,
+}
+
+/// The key cells of a page as read: what `vouch` weighs the register's
+/// rows against.
+#[derive(Debug, Clone, Copy)]
+pub struct KeyCells<'a> {
+    pub atena: &'a [CellReading],
+    /// YYMMDD of the birthdate.
+    pub birth: &'a [CellReading],
+    /// The era as read (ticked or printed).
+    pub era: Era,
+    /// `None` when the era is printed; else the chance its tick was misjudged.
+    pub era_doubt: Option<f32>,
+}
+
+/// When the register may vouch for key cells the reader is not sure of.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct VouchPolicy {
+    /// Every key cell at least this sure.
+    pub cell_floor: f32,
+    /// The summed odds of every other register row against the row as read.
+    pub max_rivals: f64,
+}
+
+/// What the register says about a doubtful reading of the keys.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Vouch {
+    /// Exactly one row holds both keys as read, every key cell is above the
+    /// floor and no other row is a plausible reading.
+    Vouched { row: usize },
+    /// One row holds both keys as read, but that is not enough.
+    Doubtful { row: usize, why: String },
+    /// No row holds both keys as read.
+    NoRow,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -328,6 +363,118 @@ pub fn match_person(
     }
 }
 
+/// Whether the register vouches for keys read with some doubt.
+///
+/// The keys as read must name one row exactly. The risk is then that the
+/// paper names another person and misreads made it look like this one: for
+/// every other row, the odds that the cells show its keys rather than the
+/// keys as read are the product, over the cells where the two differ, of
+/// the reader's probability for the other digit over its probability for
+/// the digit read. Their sum must stay under `max_rivals`. A twin (same
+/// birthdate, atena one digit away) is the row this is for.
+pub fn vouch(
+    register: &Register,
+    atena_no: &str,
+    birth_date: NaiveDate,
+    cells: &KeyCells<'_>,
+    policy: &VouchPolicy,
+) -> Vouch {
+    let Some(&row) = register.by_atena.get(atena_no) else {
+        return Vouch::NoRow;
+    };
+    if register.people[row].birth_date != birth_date {
+        return Vouch::NoRow;
+    }
+    let doubtful = |why: String| Vouch::Doubtful { row, why };
+    let Some((_, read_birth)) = era_digits(birth_date) else {
+        return doubtful("birthdate outside the eras".into());
+    };
+    let read_atena: Vec<u8> = atena_no.bytes().map(|b| b - b'0').collect();
+    if cells.atena.len() != read_atena.len() || cells.birth.len() != 6 {
+        return doubtful("key cells do not fit the keys".into());
+    }
+    let weakest = cells
+        .atena
+        .iter()
+        .chain(cells.birth)
+        .map(|c| c.confidence)
+        .fold(1.0f32, f32::min);
+    if weakest < policy.cell_floor {
+        return doubtful(format!("a key cell is only {weakest:.2} sure"));
+    }
+    let mut rivals = 0.0f64;
+    for (other, p) in register.people.iter().enumerate() {
+        if other == row || p.atena_no.len() != read_atena.len() {
+            continue;
+        }
+        let mut odds = 1.0f64;
+        for (i, b) in p.atena_no.bytes().enumerate() {
+            if b - b'0' != read_atena[i] {
+                odds *= cell_odds(&cells.atena[i], b - b'0');
+            }
+        }
+        if odds < 1e-12 {
+            continue;
+        }
+        let Some((era, theirs)) = era_digits(p.birth_date) else {
+            continue;
+        };
+        if era != cells.era {
+            match cells.era_doubt {
+                Some(doubt) => odds *= f64::from(doubt.max(ODDS_FLOOR)),
+                None => continue,
+            }
+        }
+        for j in 0..6 {
+            if theirs[j] != read_birth[j] {
+                odds *= cell_odds(&cells.birth[j], theirs[j]);
+            }
+        }
+        rivals += odds;
+    }
+    if rivals > policy.max_rivals {
+        return doubtful(format!(
+            "another register row is a plausible reading (odds {rivals:.1e})"
+        ));
+    }
+    Vouch::Vouched { row }
+}
+
+/// Below this the reader's probability for a digit is not trusted: a model
+/// that says 1e-9 is not that sure, so odds never fall under it per cell.
+const ODDS_FLOOR: f32 = 1e-4;
+
+/// Odds that `cell` shows `digit` rather than what it was read as. The
+/// reader reports its top two; any other digit gets what is left over.
+fn cell_odds(cell: &CellReading, digit: u8) -> f64 {
+    let p = if cell.second == Some(digit) {
+        cell.second_confidence
+    } else {
+        1.0 - cell.confidence - cell.second_confidence
+    };
+    f64::from(p.max(ODDS_FLOOR)) / f64::from(cell.confidence.max(ODDS_FLOOR))
+}
+
+/// How `date` is written in the boxes: its era and YYMMDD.
+pub fn era_digits(date: NaiveDate) -> Option<(Era, [u8; 6])> {
+    let (era, offset) = if date >= NaiveDate::from_ymd_opt(2019, 5, 1)? {
+        (Era::Reiwa, 2018)
+    } else if date >= NaiveDate::from_ymd_opt(1989, 1, 8)? {
+        (Era::Heisei, 1988)
+    } else if date >= NaiveDate::from_ymd_opt(1926, 12, 25)? {
+        (Era::Showa, 1925)
+    } else {
+        return None;
+    };
+    let yy = u32::try_from(date.year() - offset).ok()?;
+    if yy > 99 {
+        return None;
+    }
+    let two = |n: u32| [(n / 10) as u8, (n % 10) as u8];
+    let (y, m, d) = (two(yy), two(date.month()), two(date.day()));
+    Some((era, [y[0], y[1], m[0], m[1], d[0], d[1]]))
+}
+
 /// Rows a reviewer most likely means, nearest first.
 fn candidates(
     register: &Register,
@@ -509,6 +656,90 @@ mod tests {
         assert_eq!(m.outcome, MatchOutcome::BirthdateMismatch { row: 2 });
         assert_eq!(m.candidates[0].row, 0, "{:?}", m.candidates);
         assert!(m.candidates[0].why.contains("second choice"));
+    }
+
+    fn read_as(digits: &str, confidence: f32) -> Vec<CellReading> {
+        digits
+            .bytes()
+            .map(|b| CellReading {
+                digit: Some(b - b'0'),
+                confidence,
+                second: None,
+                second_confidence: 0.0,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn era_digits_write_dates_as_on_the_form() {
+        assert_eq!(
+            era_digits(date("1992-04-01")),
+            Some((Era::Heisei, [0, 4, 0, 4, 0, 1]))
+        );
+        assert_eq!(
+            era_digits(date("1989-01-07")),
+            Some((Era::Showa, [6, 4, 0, 1, 0, 7]))
+        );
+        assert_eq!(
+            era_digits(date("2019-05-01")),
+            Some((Era::Reiwa, [0, 1, 0, 5, 0, 1]))
+        );
+        assert_eq!(era_digits(date("1900-01-01")), None);
+    }
+
+    #[test]
+    fn the_register_vouches_only_when_no_other_row_is_a_plausible_reading() {
+        let r = reg();
+        let policy = VouchPolicy {
+            cell_floor: 0.9,
+            max_rivals: 1e-3,
+        };
+        let birth = read_as("040401", 0.95);
+        // 田中 has no near rival: her keys read at 0.95 a cell are vouched for.
+        let atena = read_as("0000054321", 0.95);
+        let keys = KeyCells {
+            atena: &atena,
+            birth: &read_as("020202", 0.95),
+            era: Era::Heisei,
+            era_doubt: Some(0.0),
+        };
+        let v = vouch(&r, "0000054321", date("1990-02-02"), &keys, &policy);
+        assert_eq!(v, Vouch::Vouched { row: 3 });
+        // 佐藤 has a twin-like row: same birthdate, last digit 6 instead of 5.
+        // Sure cells leave the twin implausible ...
+        let sure = read_as("0000012345", 0.9995);
+        let keys = KeyCells {
+            atena: &sure,
+            birth: &birth,
+            era: Era::Heisei,
+            era_doubt: Some(0.0),
+        };
+        let v = vouch(&r, "0000012345", date("1992-04-01"), &keys, &policy);
+        assert_eq!(v, Vouch::Vouched { row: 0 });
+        // ... but a last cell whose runner-up is the twin's digit does not.
+        let mut doubtful = sure.clone();
+        doubtful[9].confidence = 0.93;
+        doubtful[9].second = Some(6);
+        doubtful[9].second_confidence = 0.06;
+        let keys = KeyCells {
+            atena: &doubtful,
+            ..keys
+        };
+        let v = vouch(&r, "0000012345", date("1992-04-01"), &keys, &policy);
+        assert!(matches!(v, Vouch::Doubtful { row: 0, .. }), "{v:?}");
+        // A cell under the floor is never vouched for, and keys naming no
+        // one are not the register's to vouch for.
+        let weak = read_as("0000054321", 0.8);
+        let keys = KeyCells {
+            atena: &weak,
+            birth: &read_as("020202", 0.95),
+            era: Era::Heisei,
+            era_doubt: Some(0.0),
+        };
+        let v = vouch(&r, "0000054321", date("1990-02-02"), &keys, &policy);
+        assert!(matches!(v, Vouch::Doubtful { row: 3, .. }), "{v:?}");
+        let v = vouch(&r, "0000054322", date("1990-02-02"), &keys, &policy);
+        assert_eq!(v, Vouch::NoRow);
     }
 
     #[test]

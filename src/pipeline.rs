@@ -10,7 +10,9 @@ use crate::emit::{
     self, BatchInfo, BatchSummary, CandidateView, PageRecord, PageStatus, QuarantineEntry,
 };
 use crate::intake::{self, Scan};
-use crate::matching::{self, MatchResult, Register};
+use crate::matching::{
+    self, Candidate, KeyCells, MatchOutcome, MatchResult, Register, Vouch, VouchPolicy,
+};
 use crate::read::{self, PageReading, Readers};
 use crate::register;
 use crate::template::{self, Template};
@@ -271,19 +273,43 @@ fn process_page(
             return record;
         }
     };
-    let validated = validate::validate(page.template, page.side, &reading);
+    let mut validated = validate::validate(page.template, page.side, &reading);
     let atena_cells = reading
         .fields
         .iter()
         .find(|f| f.id == "atena_no")
         .map(|f| f.cells.as_slice())
         .unwrap_or(&[]);
-    let matched = matching::match_person(
+    let mut matched = matching::match_person(
         register,
         validated.atena_no(),
         validated.birth_date(),
         atena_cells,
     );
+    if matched.outcome == MatchOutcome::NotAttempted {
+        match vouch_keys(page.template, page.side, &reading, &validated, register) {
+            Some(Vouch::Vouched { row }) => {
+                validated.vouched_for(&["atena_no", "birth_date"]);
+                matched = MatchResult {
+                    outcome: MatchOutcome::Matched { row },
+                    candidates: Vec::new(),
+                };
+            }
+            // The keys as read name someone: staff see that row first.
+            Some(Vouch::Doubtful { row, why }) => {
+                matched.candidates.retain(|c| c.row != row);
+                matched.candidates.insert(
+                    0,
+                    Candidate {
+                        row,
+                        distance: 0,
+                        why: format!("both keys as read, but {why}"),
+                    },
+                );
+            }
+            Some(Vouch::NoRow) | None => {}
+        }
+    }
     record.turned = page.turned;
     record.reasons = validated.reasons.clone();
     record.reasons.extend(matched.reason().map(String::from));
@@ -299,6 +325,50 @@ fn process_page(
     }
     record.fields = validated.fields;
     record
+}
+
+/// Asks the register about keys that follow every rule but were read with
+/// some doubt; `None` when the template does not allow it or a key is not
+/// even a valid value. Era ticks must be as sure as the field demands: only
+/// the digit cells are weighed.
+fn vouch_keys(
+    template: &Template,
+    side: &template::Side,
+    reading: &PageReading,
+    validated: &ValidatedPage,
+    register: &Register,
+) -> Option<Vouch> {
+    let floor = template.defaults.vouch_cell_floor?;
+    let atena = validated.doubtful_str("atena_no")?;
+    let birth =
+        chrono::NaiveDate::parse_from_str(validated.doubtful_str("birth_date")?, "%Y-%m-%d")
+            .ok()?;
+    let read = |id: &str| reading.fields.iter().find(|f| f.id == id);
+    let (atena_read, birth_read) = (read("atena_no")?, read("birth_date")?);
+    let birth_field = side.fields.iter().find(|f| f.id == "birth_date")?;
+    let threshold = birth_field.threshold(&template.defaults);
+    if birth_read.marks.iter().any(|m| m.confidence < threshold) {
+        return None;
+    }
+    let (era, _) = matching::era_digits(birth)?;
+    let era_doubt = birth_field.era.is_none().then(|| {
+        birth_read
+            .marks
+            .iter()
+            .map(|m| 1.0 - m.confidence)
+            .fold(0.0f32, f32::max)
+    });
+    let cells = KeyCells {
+        atena: &atena_read.cells,
+        birth: &birth_read.cells,
+        era,
+        era_doubt,
+    };
+    let policy = VouchPolicy {
+        cell_floor: floor,
+        max_rivals: template.defaults.vouch_max_rivals,
+    };
+    Some(matching::vouch(register, atena, birth, &cells, &policy))
 }
 
 /// Register rows to offer staff. When the keys as read do name one person

@@ -1,7 +1,7 @@
 //! Synthetic scans with known answers: the test bed for the whole pipeline.
 //!
 //! Pages are drawn from the templates, filled with real handwritten digits
-//! (MNIST training split only, so evaluation digits stay unseen) and check
+//! (MNIST training split by default; `DigitSource` picks the fold) and check
 //! marks, then put through what a counter scanner does to paper: skew,
 //! shift, scale, blur, noise, compression, and the odd sheet fed upside
 //! down. Every scan file gets a truth file saying what is on each page, and
@@ -42,6 +42,23 @@ pub struct SynthOptions {
     pub branches: Vec<String>,
     /// Scan resolution of every page; `None` draws 200, 300 or 400 per page.
     pub dpi: Option<u32>,
+    /// Whose handwriting fills the boxes.
+    pub digits: DigitSource,
+}
+
+/// Which MNIST samples write the digits (DEVELOPERS.md: evaluation
+/// samples are never trained, tuned or picked on).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum DigitSource {
+    /// The whole training split: samples, tests.
+    #[default]
+    Training,
+    /// Only the validation fold (`index % 5 == 1`), which the model never
+    /// trained on: pages to pick page-level thresholds on.
+    Validation,
+    /// Only the evaluation split (`index % 5 == 0`): pages to measure on,
+    /// never to tune on.
+    Evaluation,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -241,7 +258,7 @@ pub fn synth(opts: &SynthOptions) -> anyhow::Result<SynthSummary> {
         )),
         None => None,
     };
-    let digits = load_digits(&opts.mnist_dir)?;
+    let digits = load_digits(&opts.mnist_dir, opts.digits)?;
     let font = render::load_font()?;
     let branches = if opts.branches.is_empty() {
         vec!["honcho".to_string()]
@@ -399,11 +416,17 @@ pub fn synth(opts: &SynthOptions) -> anyhow::Result<SynthSummary> {
     Ok(summary)
 }
 
-/// MNIST training samples by digit, as 28×28 ink maps.
-fn load_digits(dir: &Path) -> anyhow::Result<Vec<Vec<Vec<f32>>>> {
+/// MNIST samples of the chosen source by digit, as 28×28 ink maps.
+fn load_digits(dir: &Path, source: DigitSource) -> anyhow::Result<Vec<Vec<Vec<f32>>>> {
     let mut by = vec![Vec::new(); 10];
-    for s in mnist::load(dir, Split::Train)? {
-        debug_assert_eq!(Split::of(s.index), Split::Train);
+    let split = match source {
+        DigitSource::Evaluation => Split::Eval,
+        DigitSource::Training | DigitSource::Validation => Split::Train,
+    };
+    for s in mnist::load(dir, split)? {
+        if source == DigitSource::Validation && s.index % 5 != 1 {
+            continue;
+        }
         by[s.label as usize].push(s.pixels);
     }
     if by.iter().any(|v| v.is_empty()) {
@@ -1188,6 +1211,7 @@ mod tests {
         let run = |dir: &Path| {
             synth(&SynthOptions {
                 dpi: None,
+                digits: DigitSource::Training,
                 forms_dir: root().join("forms"),
                 mnist_dir: mnist::default_dir(),
                 form: None,
@@ -1245,6 +1269,7 @@ mod tests {
         let _ = std::fs::remove_dir_all(out.join("truth"));
         let summary = synth(&SynthOptions {
             dpi: None,
+            digits: DigitSource::Training,
             forms_dir: root().join("forms"),
             mnist_dir: mnist::default_dir(),
             form: None,

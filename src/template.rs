@@ -63,6 +63,21 @@ pub struct Defaults {
     /// Share of dark pixels inside a box at or above which it is marked.
     /// Between the two the box is uncertain and yields low confidence.
     pub checkbox_marked_ink: f32,
+    /// When set, cells below their field's threshold may still pass if
+    /// every one is at least this sure and outside evidence vouches for the
+    /// value: the register for atena_no + birth_date (`matching::vouch`),
+    /// the check digit for a field that has one
+    /// (`validate::check_digit_rivals`). Unset: the threshold alone decides.
+    #[serde(default)]
+    pub vouch_cell_floor: Option<f32>,
+    /// The summed odds of rival values (other register rows, other numbers
+    /// with a valid check digit) that vouching allows.
+    #[serde(default = "default_vouch_max_rivals")]
+    pub vouch_max_rivals: f64,
+}
+
+fn default_vouch_max_rivals() -> f64 {
+    1e-3
 }
 
 impl Default for Defaults {
@@ -72,6 +87,8 @@ impl Default for Defaults {
             checkbox_confidence: 0.8,
             checkbox_empty_ink: 0.04,
             checkbox_marked_ink: 0.10,
+            vouch_cell_floor: None,
+            vouch_max_rivals: default_vouch_max_rivals(),
         }
     }
 }

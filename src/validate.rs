@@ -4,6 +4,7 @@
 //! it is confidently read and every rule of its kind holds; otherwise it
 //! carries a reason code that sends the page to staff.
 
+use crate::digits::CellReading;
 use crate::read::{FieldReading, MarkState, PageReading};
 use crate::template::{era_from_code, CheckScheme, Era, Field, FieldKind, Side, Template};
 use chrono::NaiveDate;
@@ -70,6 +71,29 @@ impl ValidatedPage {
             .and_then(|s| NaiveDate::parse_from_str(s, "%Y-%m-%d").ok())
     }
 
+    /// A field's value when its rules hold, however sure its cells are
+    /// (status ok or low confidence): what the register may vouch for.
+    pub fn doubtful_str(&self, id: &str) -> Option<&str> {
+        self.fields
+            .get(id)
+            .filter(|f| matches!(f.status, FieldStatus::Ok | FieldStatus::LowConfidence))
+            .and_then(|f| f.value.as_str())
+    }
+
+    /// Passes fields whose only fault was low confidence, on evidence from
+    /// outside the reading (the register vouched for them).
+    pub fn vouched_for(&mut self, ids: &[&str]) {
+        for id in ids {
+            if let Some(f) = self.fields.get_mut(*id) {
+                if f.status == FieldStatus::LowConfidence {
+                    f.status = FieldStatus::Ok;
+                    let reason = FieldStatus::LowConfidence.reason(id);
+                    self.reasons.retain(|r| Some(r) != reason.as_ref());
+                }
+            }
+        }
+    }
+
     fn ok_value(&self, id: &str) -> Option<&serde_json::Value> {
         self.fields
             .get(id)
@@ -87,7 +111,23 @@ pub fn validate(template: &Template, side: &Side, reading: &PageReading) -> Vali
     let mut reasons = Vec::new();
     for field in &side.fields {
         let result = match reading.fields.iter().find(|r| r.id == field.id) {
-            Some(r) => validate_field(field, r, field.threshold(&template.defaults)),
+            Some(r) => {
+                let mut result = validate_field(field, r, field.threshold(&template.defaults));
+                if let (FieldStatus::LowConfidence, Some(scheme), Some(floor)) = (
+                    result.status,
+                    field.check,
+                    template.defaults.vouch_cell_floor,
+                ) {
+                    let weakest = r.cells.iter().map(|c| c.confidence).fold(1.0f32, f32::min);
+                    if weakest >= floor
+                        && check_digit_rivals(scheme, &r.cells)
+                            <= template.defaults.vouch_max_rivals
+                    {
+                        result.status = FieldStatus::Ok;
+                    }
+                }
+                result
+            }
             // The read stage reads every field; a hole here is a reading
             // that cannot be trusted, never a blank answer.
             None => FieldResult {
@@ -377,6 +417,74 @@ pub fn check_digit_ok(scheme: CheckScheme, digits: &str) -> bool {
     check[0] == expected
 }
 
+/// The summed odds, against the digits as read, of every other number
+/// within three misread cells that also has a valid check digit: how
+/// likely the check digit is to pass a misread. A check digit catches any
+/// single misread but not every double one, so doubtful cells still need
+/// this to be small. Odds per cell as in `matching::vouch`: the runner-up
+/// its own probability, any other digit all that is left over (an
+/// overestimate, on the safe side).
+pub fn check_digit_rivals(scheme: CheckScheme, cells: &[CellReading]) -> f64 {
+    let Some(read) = cells.iter().map(|c| c.digit).collect::<Option<Vec<u8>>>() else {
+        return f64::INFINITY;
+    };
+    // odds[i][d]: cell i shows d rather than what it was read as.
+    let odds: Vec<[f64; 10]> = cells
+        .iter()
+        .map(|c| {
+            let mut o = [0.0f64; 10];
+            for (d, slot) in o.iter_mut().enumerate() {
+                let p = if Some(d as u8) == c.digit {
+                    continue;
+                } else if Some(d as u8) == c.second {
+                    c.second_confidence
+                } else {
+                    1.0 - c.confidence - c.second_confidence
+                };
+                *slot = f64::from(p.max(1e-4)) / f64::from(c.confidence.max(1e-4));
+            }
+            o
+        })
+        .collect();
+    let mut digits: Vec<u8> = read.clone();
+    let mut total = 0.0;
+    rivals_from(scheme, &odds, &mut digits, 0, 3, 1.0, &mut total);
+    total
+}
+
+fn rivals_from(
+    scheme: CheckScheme,
+    odds: &[[f64; 10]],
+    digits: &mut Vec<u8>,
+    start: usize,
+    changes_left: usize,
+    so_far: f64,
+    total: &mut f64,
+) {
+    if changes_left == 0 {
+        return;
+    }
+    for i in start..digits.len() {
+        let original = digits[i];
+        for d in 0..10u8 {
+            if d == original {
+                continue;
+            }
+            let o = so_far * odds[i][d as usize];
+            if o < 1e-12 {
+                continue;
+            }
+            digits[i] = d;
+            let text: String = digits.iter().map(|&x| char::from(b'0' + x)).collect();
+            if check_digit_ok(scheme, &text) {
+                *total += o;
+            }
+            rivals_from(scheme, odds, digits, i + 1, changes_left - 1, o, total);
+        }
+        digits[i] = original;
+    }
+}
+
 /// 個人番号 check digit over the first 11 digits.
 pub fn my_number_check_digit(first11: &[u32]) -> u32 {
     const WEIGHTS: [u32; 11] = [6, 5, 4, 3, 2, 7, 6, 5, 4, 3, 2];
@@ -537,6 +645,38 @@ mod tests {
             (got.value, got.status),
             (serde_json::json!(2), FieldStatus::Ok)
         );
+    }
+
+    #[test]
+    fn a_check_digit_vouches_only_for_numbers_few_misreads_could_fake() {
+        let cells = |digits: &str, c: f32| -> Vec<CellReading> {
+            digits
+                .bytes()
+                .map(|b| CellReading {
+                    digit: Some(b - b'0'),
+                    confidence: c,
+                    second: None,
+                    second_confidence: 0.0,
+                })
+                .collect()
+        };
+        // 123456789018: check digit 8 over 12345678901 (the spec's example).
+        let sure = check_digit_rivals(CheckScheme::MyNumber, &cells("123456789018", 0.9999));
+        let unsure = check_digit_rivals(CheckScheme::MyNumber, &cells("123456789018", 0.95));
+        assert!(sure < 1e-4, "{sure}");
+        assert!(unsure > 1e-2, "{unsure}");
+        // A doubtful check-digit cell alone is no risk: its runner-up 9
+        // fails the check, and faking 9 also takes a misread elsewhere.
+        let mut c = cells("123456789018", 0.9999);
+        c[11].confidence = 0.6;
+        c[11].second = Some(9);
+        c[11].second_confidence = 0.3999;
+        let r = check_digit_rivals(CheckScheme::MyNumber, &c);
+        assert!(r < 1e-3, "{r}");
+        // An unread cell leaves nothing to vouch for.
+        let mut c = cells("123456789018", 0.9999);
+        c[3].digit = None;
+        assert!(check_digit_rivals(CheckScheme::MyNumber, &c).is_infinite());
     }
 
     #[test]

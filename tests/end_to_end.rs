@@ -19,6 +19,7 @@ fn synthetic_batch_is_accounted_for_and_never_wrong() {
         out: s.clone(),
         branches: vec!["honcho".into(), "sakura".into(), "yatabe".into()],
         dpi: None,
+        digits: Default::default(),
     })
     .unwrap();
     let out = dir.path().join("out");

@@ -73,6 +73,7 @@ pub fn synth_files(dir: &Path, count: usize, seed: u64) -> Vec<(String, Vec<u8>)
         out: dir.to_path_buf(),
         branches: vec!["honcho".into(), "sakura".into(), "yatabe".into()],
         dpi: Some(200),
+        digits: Default::default(),
     })
     .unwrap();
     let mut files: Vec<(String, Vec<u8>)> = todoke::intake::collect(&dir.join("inbox"))
