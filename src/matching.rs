@@ -410,7 +410,7 @@ pub fn vouch(
         let mut odds = 1.0f64;
         for (i, b) in p.atena_no.bytes().enumerate() {
             if b - b'0' != read_atena[i] {
-                odds *= cell_odds(&cells.atena[i], b - b'0');
+                odds *= cells.atena[i].odds_of(b - b'0');
             }
         }
         if odds < 1e-12 {
@@ -421,13 +421,13 @@ pub fn vouch(
         };
         if era != cells.era {
             match cells.era_doubt {
-                Some(doubt) => odds *= f64::from(doubt.max(ODDS_FLOOR)),
+                Some(doubt) => odds *= f64::from(doubt.max(1e-4)),
                 None => continue,
             }
         }
         for j in 0..6 {
             if theirs[j] != read_birth[j] {
-                odds *= cell_odds(&cells.birth[j], theirs[j]);
+                odds *= cells.birth[j].odds_of(theirs[j]);
             }
         }
         rivals += odds;
@@ -438,21 +438,6 @@ pub fn vouch(
         ));
     }
     Vouch::Vouched { row }
-}
-
-/// Below this the reader's probability for a digit is not trusted: a model
-/// that says 1e-9 is not that sure, so odds never fall under it per cell.
-const ODDS_FLOOR: f32 = 1e-4;
-
-/// Odds that `cell` shows `digit` rather than what it was read as. The
-/// reader reports its top two; any other digit gets what is left over.
-fn cell_odds(cell: &CellReading, digit: u8) -> f64 {
-    let p = if cell.second == Some(digit) {
-        cell.second_confidence
-    } else {
-        1.0 - cell.confidence - cell.second_confidence
-    };
-    f64::from(p.max(ODDS_FLOOR)) / f64::from(cell.confidence.max(ODDS_FLOOR))
 }
 
 /// How `date` is written in the boxes: its era and YYMMDD.

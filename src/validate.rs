@@ -421,9 +421,7 @@ pub fn check_digit_ok(scheme: CheckScheme, digits: &str) -> bool {
 /// within three misread cells that also has a valid check digit: how
 /// likely the check digit is to pass a misread. A check digit catches any
 /// single misread but not every double one, so doubtful cells still need
-/// this to be small. Odds per cell as in `matching::vouch`: the runner-up
-/// its own probability, any other digit all that is left over (an
-/// overestimate, on the safe side).
+/// this to be small. Odds per cell: `CellReading::odds_of`.
 pub fn check_digit_rivals(scheme: CheckScheme, cells: &[CellReading]) -> f64 {
     let Some(read) = cells.iter().map(|c| c.digit).collect::<Option<Vec<u8>>>() else {
         return f64::INFINITY;
@@ -431,20 +429,7 @@ pub fn check_digit_rivals(scheme: CheckScheme, cells: &[CellReading]) -> f64 {
     // odds[i][d]: cell i shows d rather than what it was read as.
     let odds: Vec<[f64; 10]> = cells
         .iter()
-        .map(|c| {
-            let mut o = [0.0f64; 10];
-            for (d, slot) in o.iter_mut().enumerate() {
-                let p = if Some(d as u8) == c.digit {
-                    continue;
-                } else if Some(d as u8) == c.second {
-                    c.second_confidence
-                } else {
-                    1.0 - c.confidence - c.second_confidence
-                };
-                *slot = f64::from(p.max(1e-4)) / f64::from(c.confidence.max(1e-4));
-            }
-            o
-        })
+        .map(|c| std::array::from_fn(|d| c.odds_of(d as u8)))
         .collect();
     let mut digits: Vec<u8> = read.clone();
     let mut total = 0.0;

@@ -377,30 +377,11 @@ impl<'r> Daemon<'r> {
             let entry = emit::quarantine(&self.config.watch.out, &path, &dup.source, &reason)?;
             self.ledger.store_quarantine(dup.id, &entry)?;
         }
-        if in_flight.suspect || in_flight.ids.len() >= depth {
+        if in_flight.busy(depth) {
             return Ok(());
         }
-        if in_flight.ids.is_empty() {
-            in_flight.suspect = false;
-        }
-        let mut pending = self.ledger.pending()?;
-        pending.retain(|p| !in_flight.ids.contains(&p.id));
-        // Suspects first: after a restart they go one by one before the rest.
-        pending.sort_by_key(|p| p.attempts == 0);
-        for p in pending {
-            if in_flight.ids.len() >= depth {
-                break;
-            }
-            let suspect = p.attempts > 0;
-            if suspect && !in_flight.ids.is_empty() {
-                break;
-            }
-            in_flight.ids.insert(p.id);
-            in_flight.suspect = suspect;
+        for p in in_flight.pick(self.ledger.pending()?, depth) {
             if jobs.send(p).is_err() {
-                break;
-            }
-            if suspect {
                 break;
             }
         }
@@ -636,6 +617,42 @@ struct InFlight {
     ids: std::collections::HashSet<i64>,
     /// The one in flight was cut short before, so nothing else goes with it.
     suspect: bool,
+}
+
+impl InFlight {
+    /// Nothing more may be handed out now (saves asking the ledger).
+    fn busy(&self, depth: usize) -> bool {
+        self.ids.len() >= depth || (self.suspect && !self.ids.is_empty())
+    }
+
+    /// Takes from `pending` what may be handed out now and counts it in
+    /// flight: a suspect alone, and only once nothing else is in flight;
+    /// otherwise fresh files up to `depth`. Suspects come first, so after a
+    /// restart they go one by one before the rest.
+    fn pick(&mut self, mut pending: Vec<PendingScan>, depth: usize) -> Vec<PendingScan> {
+        if self.ids.is_empty() {
+            self.suspect = false;
+        }
+        let mut out = Vec::new();
+        if self.suspect {
+            return out;
+        }
+        pending.retain(|p| !self.ids.contains(&p.id));
+        pending.sort_by_key(|p| p.attempts == 0);
+        for p in pending {
+            let suspect = p.attempts > 0;
+            if self.ids.len() >= depth || (suspect && !self.ids.is_empty()) {
+                break;
+            }
+            self.ids.insert(p.id);
+            self.suspect = suspect;
+            out.push(p);
+            if suspect {
+                break;
+            }
+        }
+        out
+    }
 }
 
 /// One reader: its own ledger connection, files from the shared queue
@@ -906,6 +923,40 @@ mod tests {
         assert!(parse_schedule("").unwrap().is_none());
         assert!(parse_schedule("Monday at nine").is_err());
         assert!(parse_schedule("Xyz 09:00").is_err());
+    }
+
+    fn pending(id: i64, attempts: i64) -> PendingScan {
+        PendingScan {
+            id,
+            work_path: format!("honcho/{id}.png"),
+            source: format!("honcho/{id}.png"),
+            branch: "honcho".into(),
+            attempts,
+        }
+    }
+
+    #[test]
+    fn a_file_cut_short_before_is_read_alone_and_then_the_rest_go_on() {
+        let ids = |v: Vec<PendingScan>| v.into_iter().map(|p| p.id).collect::<Vec<_>>();
+        let mut f = InFlight::default();
+        let all = || vec![pending(1, 0), pending(2, 1), pending(3, 0), pending(4, 0)];
+        // The suspect (2) goes first and alone.
+        assert_eq!(ids(f.pick(all(), 3)), [2]);
+        assert!(f.busy(3));
+        assert!(f.pick(all(), 3).is_empty());
+        // Once it is done, fresh files go, up to the depth.
+        f.ids.remove(&2);
+        assert!(!f.busy(3));
+        let rest = vec![pending(1, 0), pending(3, 0), pending(4, 0)];
+        assert_eq!(ids(f.pick(rest.clone(), 2)), [1, 3]);
+        assert!(f.busy(2));
+        // 1 is read and stored, so no longer pending.
+        f.ids.remove(&1);
+        assert_eq!(ids(f.pick(rest[1..].to_vec(), 2)), [4]);
+        // A suspect waits until what is in flight is done.
+        assert!(f.pick(vec![pending(5, 2)], 8).is_empty());
+        f.ids.clear();
+        assert_eq!(ids(f.pick(vec![pending(5, 2)], 8)), [5]);
     }
 
     #[test]

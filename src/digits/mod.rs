@@ -27,6 +27,22 @@ pub struct CellReading {
     pub second_confidence: f32,
 }
 
+impl CellReading {
+    /// Odds that the cell shows `digit` rather than what it was read as.
+    /// The reader reports its top two; any other digit is given all that
+    /// is left over, an overestimate on the safe side. A model that says
+    /// 1e-9 is not that sure, so no probability counts below 1e-4.
+    pub fn odds_of(&self, digit: u8) -> f64 {
+        const FLOOR: f32 = 1e-4;
+        let p = if self.second == Some(digit) {
+            self.second_confidence
+        } else {
+            1.0 - self.confidence - self.second_confidence
+        };
+        f64::from(p.max(FLOOR)) / f64::from(self.confidence.max(FLOOR))
+    }
+}
+
 /// A digit reader: one cell image in, one reading out.
 ///
 /// Cells are dark ink on a light background, any size from about 40 to 200 px,
