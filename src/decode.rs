@@ -115,8 +115,45 @@ pub fn looks_complete(bytes: &[u8]) -> bool {
         Some(ScanFormat::Png) => tail.windows(4).any(|w| w == b"IEND"),
         Some(ScanFormat::Jpeg) => tail.windows(2).any(|w| w == [0xFF, 0xD9]),
         Some(ScanFormat::Pdf) => tail.windows(5).any(|w| w == b"%%EOF"),
-        Some(ScanFormat::Tiff) => decode_tiff(bytes, &DecodeLimits::default()).is_ok(),
+        Some(ScanFormat::Tiff) => tiff_complete(bytes),
         None => false,
+    }
+}
+
+/// A TIFF has no end marker: it is complete when every page's directory
+/// can be read and every strip or tile it points to lies inside the file.
+/// Checked without decompressing, which would double the reading cost of
+/// every TIFF the daemon takes.
+fn tiff_complete(bytes: &[u8]) -> bool {
+    use tiff::tags::Tag;
+    let Ok(mut dec) = tiff::decoder::Decoder::new(Cursor::new(bytes)) else {
+        return false;
+    };
+    let len = bytes.len() as u64;
+    loop {
+        let mut tag = |strips: Tag, tiles: Tag| {
+            dec.get_tag_u64_vec(strips)
+                .or_else(|_| dec.get_tag_u64_vec(tiles))
+                .ok()
+        };
+        let offsets = tag(Tag::StripOffsets, Tag::TileOffsets);
+        let counts = tag(Tag::StripByteCounts, Tag::TileByteCounts);
+        let inside = match (offsets, counts) {
+            (Some(o), Some(c)) if o.len() == c.len() && !o.is_empty() => o
+                .iter()
+                .zip(&c)
+                .all(|(&o, &c)| o.checked_add(c).is_some_and(|end| end <= len)),
+            _ => false,
+        };
+        if !inside {
+            return false;
+        }
+        if !dec.more_images() {
+            return true;
+        }
+        if dec.next_image().is_err() {
+            return false;
+        }
     }
 }
 
@@ -449,6 +486,38 @@ mod tests {
             decode(b"just some text", &limits, &no_pdf()),
             Err(DecodeError::UnknownFormat { .. })
         ));
+    }
+
+    #[test]
+    fn a_tiff_is_complete_only_with_every_page_and_strip() {
+        use tiff::encoder::{colortype::Gray8, compression::Deflate, TiffEncoder};
+        let mut bytes = Vec::new();
+        {
+            let mut cur = Cursor::new(&mut bytes);
+            let mut enc = TiffEncoder::new(&mut cur).unwrap();
+            for page in 0..2u32 {
+                let img = image::GrayImage::from_fn(240, 320, |x, y| {
+                    image::Luma([((x * 7 + y * 13 + page * 29) % 253) as u8])
+                });
+                enc.new_image_with_compression::<Gray8, _>(240, 320, Deflate::default())
+                    .unwrap()
+                    .write_data(img.as_raw())
+                    .unwrap();
+            }
+        }
+        assert!(looks_complete(&bytes));
+        assert_eq!(
+            decode(&bytes, &DecodeLimits::default(), &no_pdf())
+                .unwrap()
+                .len(),
+            2
+        );
+        // Cut anywhere, as a copy still under way leaves it: never complete.
+        for tenth in 1..10 {
+            let cut = &bytes[..bytes.len() * tenth / 10];
+            assert!(!looks_complete(cut), "complete at {tenth}/10");
+        }
+        assert!(!looks_complete(&bytes[..bytes.len() - 1]));
     }
 
     #[test]
