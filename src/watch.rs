@@ -70,6 +70,10 @@ pub enum WatchError {
     CopyMismatch { path: PathBuf },
     #[error("file watcher: {0}")]
     Notify(#[from] notify::Error),
+    /// The daemon stops on this, so that a restart reads the file alone and
+    /// counts the try (see `MAX_TRIES`).
+    #[error("the reader crashed on {file}")]
+    ReaderPanicked { file: String },
 }
 
 fn io(path: &Path) -> impl Fn(std::io::Error) -> WatchError + '_ {
@@ -675,7 +679,14 @@ fn reader_thread(
             Ok(())
         } else {
             match &mut ledger {
-                Ok(l) => read_with(engine, config, l, &job),
+                Ok(l) => std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    read_with(engine, config, l, &job)
+                }))
+                .unwrap_or_else(|_| {
+                    Err(WatchError::ReaderPanicked {
+                        file: job.source.clone(),
+                    })
+                }),
                 Err(e) => Err(WatchError::Io {
                     path: config.watch.state.clone(),
                     source: std::io::Error::other(e.to_string()),
