@@ -127,8 +127,8 @@ def main():
     print(f"throughput while watching: {done} pages in {elapsed:.0f} s = {done / elapsed:.1f} pages/s "
           f"from the first drop; {(ledger_counts(db)[0] - first[1]) / (t0 + elapsed - first[0]):.1f} pages/s "
           "from the first record", flush=True)
-    first = f"{rss_at_1000:.0f} MB after 1,000 pages, " if rss_at_1000 else ""
-    print(f"daemon memory: {first}{rss_end:.0f} MB after {done} pages")
+    at_1000 = f"{rss_at_1000:.0f} MB after 1,000 pages, " if rss_at_1000 else ""
+    print(f"daemon memory: {at_1000}{rss_end:.0f} MB after {done} pages")
     t = time.time()
     subprocess.run([BIN, "batch", "close", "--config", settings], check=True, stdout=subprocess.DEVNULL)
     print(f"batch close of {done} pages: {time.time() - t:.0f} s")

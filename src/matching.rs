@@ -89,8 +89,6 @@ pub struct KeyCells<'a> {
     pub atena: &'a [CellReading],
     /// YYMMDD of the birthdate.
     pub birth: &'a [CellReading],
-    /// The era as read (ticked or printed).
-    pub era: Era,
     /// `None` when the era is printed; else the chance its tick was misjudged.
     pub era_doubt: Option<f32>,
 }
@@ -386,7 +384,7 @@ pub fn vouch(
         return Vouch::NoRow;
     }
     let doubtful = |why: String| Vouch::Doubtful { row, why };
-    let Some((_, read_birth)) = era_digits(birth_date) else {
+    let Some((read_era, read_birth)) = era_digits(birth_date) else {
         return doubtful("birthdate outside the eras".into());
     };
     let read_atena: Vec<u8> = atena_no.bytes().map(|b| b - b'0').collect();
@@ -419,7 +417,7 @@ pub fn vouch(
         let Some((era, theirs)) = era_digits(p.birth_date) else {
             continue;
         };
-        if era != cells.era {
+        if era != read_era {
             match cells.era_doubt {
                 Some(doubt) => odds *= f64::from(doubt.max(1e-4)),
                 None => continue,
@@ -685,7 +683,6 @@ mod tests {
         let keys = KeyCells {
             atena: &atena,
             birth: &read_as("020202", 0.95),
-            era: Era::Heisei,
             era_doubt: Some(0.0),
         };
         let v = vouch(&r, "0000054321", date("1990-02-02"), &keys, &policy);
@@ -696,7 +693,6 @@ mod tests {
         let keys = KeyCells {
             atena: &sure,
             birth: &birth,
-            era: Era::Heisei,
             era_doubt: Some(0.0),
         };
         let v = vouch(&r, "0000012345", date("1992-04-01"), &keys, &policy);
@@ -718,7 +714,6 @@ mod tests {
         let keys = KeyCells {
             atena: &weak,
             birth: &read_as("020202", 0.95),
-            era: Era::Heisei,
             era_doubt: Some(0.0),
         };
         let v = vouch(&r, "0000054321", date("1990-02-02"), &keys, &policy);

@@ -350,7 +350,6 @@ fn vouch_keys(
     if birth_read.marks.iter().any(|m| m.confidence < threshold) {
         return None;
     }
-    let (era, _) = matching::era_digits(birth)?;
     let era_doubt = birth_field.era.is_none().then(|| {
         birth_read
             .marks
@@ -361,7 +360,6 @@ fn vouch_keys(
     let cells = KeyCells {
         atena: &atena_read.cells,
         birth: &birth_read.cells,
-        era,
         era_doubt,
     };
     let policy = VouchPolicy {

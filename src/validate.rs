@@ -118,8 +118,8 @@ pub fn validate(template: &Template, side: &Side, reading: &PageReading) -> Vali
                     field.check,
                     template.defaults.vouch_cell_floor,
                 ) {
-                    let weakest = r.cells.iter().map(|c| c.confidence).fold(1.0f32, f32::min);
-                    if weakest >= floor
+                    // A digit field's confidence is already its weakest cell.
+                    if result.confidence >= floor
                         && check_digit_rivals(scheme, &r.cells)
                             <= template.defaults.vouch_max_rivals
                     {

@@ -106,16 +106,10 @@ impl FastNet {
             pool_bias_relu(&conv, SIDE, C1, &self.b1, out);
         }
         // Convolution 2 as im2col × weights.
-        let k = 9 * C1;
-        let mut cols = vec![0.0f32; n * S1 * S1 * k];
-        for (src, dst) in pooled1
-            .chunks_exact(S1 * S1 * C1)
-            .zip(cols.chunks_exact_mut(S1 * S1 * k))
-        {
-            im2col(src, S1, C1, dst);
-        }
-        let cols = Tensor::from_vec(cols, (n * S1 * S1, k), &Device::Cpu)?;
-        let conv2 = cols.matmul(&self.w2)?.flatten_all()?.to_vec1::<f32>()?;
+        let conv2 = im2col_batch(&pooled1, S1, C1)?
+            .matmul(&self.w2)?
+            .flatten_all()?
+            .to_vec1::<f32>()?;
         let mut features = vec![0.0f32; n * S2 * S2 * C2];
         for (src, dst) in conv2
             .chunks_exact(S1 * S1 * C2)
@@ -124,21 +118,11 @@ impl FastNet {
             pool_bias_relu(src, S1, C2, &self.b2, dst);
         }
         let features = match &self.c3 {
-            Some((w3, b3)) => {
-                let k = 9 * C2;
-                let mut cols = vec![0.0f32; n * S2 * S2 * k];
-                for (src, dst) in features
-                    .chunks_exact(S2 * S2 * C2)
-                    .zip(cols.chunks_exact_mut(S2 * S2 * k))
-                {
-                    im2col(src, S2, C2, dst);
-                }
-                Tensor::from_vec(cols, (n * S2 * S2, k), &Device::Cpu)?
-                    .matmul(w3)?
-                    .broadcast_add(b3)?
-                    .relu()?
-                    .reshape((n, S2 * S2 * C2))?
-            }
+            Some((w3, b3)) => im2col_batch(&features, S2, C2)?
+                .matmul(w3)?
+                .broadcast_add(b3)?
+                .relu()?
+                .reshape((n, S2 * S2 * C2))?,
             None => Tensor::from_vec(features, (n, S2 * S2 * C2), &Device::Cpu)?,
         };
         let hidden = features
@@ -207,6 +191,21 @@ fn pool_bias_relu(src: &[f32], side: usize, c: usize, bias: &[f32], dst: &mut [f
 
 /// Rows of 3×3 patches (zero padded) of a (side, side, c) map: row
 /// `y·side + x`, column `tap·c + channel`.
+/// `im2col` of every image in `src` (side × side × c each, channels-last)
+/// as one (images · side², 9c) matrix, ready for the convolution's matmul.
+fn im2col_batch(src: &[f32], side: usize, c: usize) -> candle_core::Result<Tensor> {
+    let (image, k) = (side * side * c, 9 * c);
+    let n = src.len() / image;
+    let mut cols = vec![0.0f32; n * side * side * k];
+    for (s, d) in src
+        .chunks_exact(image)
+        .zip(cols.chunks_exact_mut(side * side * k))
+    {
+        im2col(s, side, c, d);
+    }
+    Tensor::from_vec(cols, (n * side * side, k), &Device::Cpu)
+}
+
 fn im2col(src: &[f32], side: usize, c: usize, dst: &mut [f32]) {
     let k = 9 * c;
     for y in 0..side {
