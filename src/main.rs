@@ -162,6 +162,17 @@ enum DigitsCommand {
         epochs: usize,
         #[arg(long, default_value_t = 1)]
         seed: u64,
+        /// Channels 16 and 32 instead of 32 and 64: a quarter of the work, for ensembles.
+        #[arg(long)]
+        small: bool,
+    },
+    /// Join models trained from different seeds into one ensemble model file,
+    /// its temperature fitted on the validation fold.
+    Ensemble {
+        #[arg(long, default_value = "models/digits.safetensors")]
+        out: PathBuf,
+        #[arg(required = true)]
+        members: Vec<PathBuf>,
     },
 }
 
@@ -297,14 +308,31 @@ fn dispatch(command: Command) -> anyhow::Result<()> {
             digits::classify_dir(&reader, &dir, &mut stdout.lock())?;
         }
         Command::Digits {
-            command: DigitsCommand::Train { out, epochs, seed },
+            command:
+                DigitsCommand::Train {
+                    out,
+                    epochs,
+                    seed,
+                    small,
+                },
         } => {
             let report = digits::train::train(&digits::train::TrainOptions {
                 mnist_dir: digits::mnist::default_dir(),
                 out,
                 epochs,
                 seed,
+                arch: if small {
+                    digits::cnn::SMALL_ARCH
+                } else {
+                    digits::cnn::ARCH
+                },
             })?;
+            println!("{report}");
+        }
+        Command::Digits {
+            command: DigitsCommand::Ensemble { out, members },
+        } => {
+            let report = digits::train::ensemble(&members, &out, &digits::mnist::default_dir())?;
             println!("{report}");
         }
         Command::Bench {

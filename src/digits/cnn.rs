@@ -7,10 +7,11 @@
 use super::fast::FastNet;
 use super::preprocess::{normalise, SIDE};
 use super::{CellReading, DigitReader, ReaderInfo};
-use candle_core::{DType, Device, Tensor, D};
+use candle_core::{DType, Device, Tensor};
 use candle_nn::{conv2d, linear, Conv2d, Conv2dConfig, Linear, VarBuilder};
 use image::GrayImage;
 use sha2::{Digest, Sha256};
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 /// The per-cell threshold picked on our own validation fold (MNIST train
@@ -23,18 +24,31 @@ pub const SHIPPED_THRESHOLD: f32 = 0.99;
 pub const BLANK: usize = 10;
 pub const CLASSES: usize = 11;
 
-/// The shape of a network: whether a third 3×3 convolution (64 channels,
-/// at 7×7, no pooling) follows the second, and the hidden dense width.
-/// Model files say which they are (a `c3` tensor, the size of `f1`), so
-/// older models still load.
+/// The shape of a network: the channels of the first two 3×3
+/// convolutions (each followed by 2×2 max-pooling), whether a third 3×3
+/// convolution (as wide as the second, at 7×7, no pooling) follows, and
+/// the hidden dense width. Model files say which they are (the tensors'
+/// shapes, a `c3` tensor or none), so older models still load.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Arch {
+    pub c1: usize,
+    pub c2: usize,
     pub third_conv: bool,
     pub hidden: usize,
 }
 
-/// The shape `todoke digits train` trains.
+/// The shape `todoke digits train` trains by default.
 pub const ARCH: Arch = Arch {
+    c1: 32,
+    c2: 64,
+    third_conv: true,
+    hidden: 256,
+};
+
+/// A quarter of the multiply-adds of [`ARCH`], for ensemble members.
+pub const SMALL_ARCH: Arch = Arch {
+    c1: 16,
+    c2: 32,
     third_conv: true,
     hidden: 256,
 };
@@ -48,24 +62,20 @@ pub struct Net {
 }
 
 impl Net {
-    pub fn new(vb: VarBuilder) -> candle_core::Result<Net> {
-        Net::with_arch(vb, ARCH)
-    }
-
     pub fn with_arch(vb: VarBuilder, arch: Arch) -> candle_core::Result<Net> {
         let pad = Conv2dConfig {
             padding: 1,
             ..Default::default()
         };
         Ok(Net {
-            c1: conv2d(1, 32, 3, pad, vb.pp("c1"))?,
-            c2: conv2d(32, 64, 3, pad, vb.pp("c2"))?,
+            c1: conv2d(1, arch.c1, 3, pad, vb.pp("c1"))?,
+            c2: conv2d(arch.c1, arch.c2, 3, pad, vb.pp("c2"))?,
             c3: if arch.third_conv {
-                Some(conv2d(64, 64, 3, pad, vb.pp("c3"))?)
+                Some(conv2d(arch.c2, arch.c2, 3, pad, vb.pp("c3"))?)
             } else {
                 None
             },
-            f1: linear(64 * 7 * 7, arch.hidden, vb.pp("f1"))?,
+            f1: linear(arch.c2 * 7 * 7, arch.hidden, vb.pp("f1"))?,
             f2: linear(arch.hidden, CLASSES, vb.pp("f2"))?,
         })
     }
@@ -134,13 +144,19 @@ pub enum DigitsError {
     Model { path: PathBuf, detail: String },
 }
 
-pub struct CnnReader {
-    /// The network as trained (candle), kept as the reference the fast
-    /// path is tested against.
+/// One trained network of the reader: the candle reference and the same
+/// weights laid out for fast inference.
+struct Member {
     net: Net,
-    /// The same weights, laid out for fast inference.
     fast: FastNet,
-    /// Softmax temperature fitted on the validation fold.
+}
+
+/// The reader: one network or an ensemble of several trained from
+/// different seeds. An ensemble's probability is the mean of its members'
+/// probabilities, then tempered once with the temperature fitted on the
+/// validation fold; for one member that is plain temperature scaling.
+pub struct CnnReader {
+    members: Vec<Member>,
     temperature: f32,
     info: ReaderInfo,
 }
@@ -152,40 +168,72 @@ pub fn default_model_path() -> PathBuf {
         .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("models/digits.safetensors"))
 }
 
+/// Prefix of member `i`'s tensors in an ensemble file.
+pub fn member_prefix(i: usize) -> String {
+    format!("m{i}.")
+}
+
 impl CnnReader {
     pub fn load(path: &Path) -> Result<CnnReader, DigitsError> {
         let bytes = std::fs::read(path).map_err(|source| DigitsError::Io {
             path: path.to_path_buf(),
             source,
         })?;
-        let model = |e: candle_core::Error| DigitsError::Model {
+        let model = |detail: String| DigitsError::Model {
             path: path.to_path_buf(),
-            detail: e.to_string(),
+            detail,
         };
         let version = hex::encode(Sha256::digest(&bytes));
-        let tensors = candle_core::safetensors::load_buffer(&bytes, &Device::Cpu).map_err(model)?;
-        let hidden = tensors
-            .get("f1.bias")
-            .ok_or_else(|| DigitsError::Model {
-                path: path.to_path_buf(),
-                detail: "no f1.bias".into(),
-            })?
-            .dim(0)
-            .map_err(model)?;
-        let fast = FastNet::new(&tensors).map_err(model)?;
-        let vb = VarBuilder::from_tensors(tensors, DType::F32, &Device::Cpu);
-        let arch = Arch {
-            third_conv: fast.third_conv(),
-            hidden,
+        let tensors = candle_core::safetensors::load_buffer(&bytes, &Device::Cpu)
+            .map_err(|e| model(e.to_string()))?;
+        CnnReader::from_tensors(tensors, version).map_err(model)
+    }
+
+    /// A reader from a model file's tensors: either one network's (`c1.weight`
+    /// ...) or an ensemble's (`m0.c1.weight`, `m1.c1.weight` ...), in f32 or
+    /// f16, with one `temperature`.
+    pub fn from_tensors(
+        tensors: HashMap<String, Tensor>,
+        version: String,
+    ) -> Result<CnnReader, String> {
+        let e = |e: candle_core::Error| e.to_string();
+        let mut groups: Vec<HashMap<String, Tensor>> = Vec::new();
+        let mut temperature = None;
+        for (name, t) in tensors {
+            let t = t.to_dtype(DType::F32).map_err(e)?;
+            if name == "temperature" {
+                temperature = Some(
+                    t.flatten_all()
+                        .and_then(|t| t.to_vec1::<f32>())
+                        .map_err(e)?,
+                );
+                continue;
+            }
+            let (index, rest) = match name.strip_prefix('m').and_then(|r| r.split_once('.')) {
+                Some((i, rest)) if i.parse::<usize>().is_ok() => {
+                    (i.parse::<usize>().expect("checked"), rest.to_string())
+                }
+                _ => (0, name),
+            };
+            if groups.len() <= index {
+                groups.resize_with(index + 1, HashMap::new);
+            }
+            groups[index].insert(rest, t);
+        }
+        let temperature = match temperature.as_deref() {
+            Some([t]) if *t > 0.0 => *t,
+            _ => return Err("no single positive temperature".into()),
         };
-        let net = Net::with_arch(vb.clone(), arch).map_err(model)?;
-        let temperature = vb
-            .get(1, "temperature")
-            .and_then(|t| t.to_vec1::<f32>())
-            .map_err(model)?[0];
+        let members = groups
+            .into_iter()
+            .enumerate()
+            .map(|(i, g)| Member::new(g).map_err(|e| format!("member {i}: {e}")))
+            .collect::<Result<Vec<_>, _>>()?;
+        if members.is_empty() {
+            return Err("no network".into());
+        }
         Ok(CnnReader {
-            net,
-            fast,
+            members,
             temperature,
             info: ReaderInfo {
                 name: "cnn".into(),
@@ -194,18 +242,39 @@ impl CnnReader {
         })
     }
 
+    pub fn members(&self) -> usize {
+        self.members.len()
+    }
+
+    pub fn temperature(&self) -> f32 {
+        self.temperature
+    }
+
     /// Calibrated class probabilities for normalised inputs.
     pub fn probabilities(&self, inputs: &[Vec<f32>]) -> candle_core::Result<Vec<Vec<f32>>> {
-        if inputs.is_empty() {
-            return Ok(Vec::new());
-        }
+        Ok(self
+            .log_mean_probabilities(inputs)?
+            .iter()
+            .map(|l| softmax(l, self.temperature))
+            .collect())
+    }
+
+    /// Log of the members' mean probability, before tempering: what the
+    /// temperature is fitted on.
+    pub fn log_mean_probabilities(
+        &self,
+        inputs: &[Vec<f32>],
+    ) -> candle_core::Result<Vec<Vec<f32>>> {
+        let mut out = Vec::with_capacity(inputs.len());
         // Chunks bound the working memory (the im2col matrix of a chunk of
         // 32 cells is 7 MB) whatever the caller passes at once.
-        let mut out = Vec::with_capacity(inputs.len());
         for chunk in inputs.chunks(32) {
-            for l in self.fast.logits(chunk)? {
-                out.push(softmax(&l, self.temperature));
-            }
+            let per_member = self
+                .members
+                .iter()
+                .map(|m| m.fast.logits(chunk))
+                .collect::<candle_core::Result<Vec<_>>>()?;
+            out.extend((0..chunk.len()).map(|i| log_mean(per_member.iter().map(|l| &l[i][..]))));
         }
         Ok(out)
     }
@@ -221,9 +290,52 @@ impl CnnReader {
         }
         let flat: Vec<f32> = inputs.iter().flatten().copied().collect();
         let xs = Tensor::from_vec(flat, (inputs.len(), SIDE * SIDE), &Device::Cpu)?;
-        let logits = (self.net.forward(&xs)? / self.temperature as f64)?;
-        candle_nn::ops::softmax(&logits, D::Minus1)?.to_vec2::<f32>()
+        let per_member = self
+            .members
+            .iter()
+            .map(|m| m.net.forward(&xs)?.to_vec2::<f32>())
+            .collect::<candle_core::Result<Vec<_>>>()?;
+        Ok((0..inputs.len())
+            .map(|i| {
+                let l = log_mean(per_member.iter().map(|l| &l[i][..]));
+                softmax(&l, self.temperature)
+            })
+            .collect())
     }
+}
+
+impl Member {
+    fn new(tensors: HashMap<String, Tensor>) -> candle_core::Result<Member> {
+        let fast = FastNet::new(&tensors)?;
+        let arch = fast.arch();
+        let net = Net::with_arch(
+            VarBuilder::from_tensors(tensors, DType::F32, &Device::Cpu),
+            arch,
+        )?;
+        Ok(Member { net, fast })
+    }
+}
+
+/// Log of the mean of the softmax probabilities of several logit rows,
+/// computed in log space so that tiny probabilities keep their ratios.
+pub fn log_mean<'a>(rows: impl Iterator<Item = &'a [f32]>) -> Vec<f32> {
+    let logs: Vec<Vec<f32>> = rows.map(log_softmax).collect();
+    let n = logs.len() as f32;
+    (0..logs.first().map_or(0, Vec::len))
+        .map(|c| {
+            let m = logs.iter().map(|l| l[c]).fold(f32::NEG_INFINITY, f32::max);
+            if m == f32::NEG_INFINITY {
+                return m;
+            }
+            m + (logs.iter().map(|l| (l[c] - m).exp()).sum::<f32>() / n).ln()
+        })
+        .collect()
+}
+
+fn log_softmax(l: &[f32]) -> Vec<f32> {
+    let m = l.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    let s = l.iter().map(|v| (v - m).exp()).sum::<f32>().ln();
+    l.iter().map(|v| v - m - s).collect()
 }
 
 /// Softmax of logits at temperature `t`.
@@ -385,11 +497,11 @@ mod tests {
         }
     }
 
-    /// Both shapes of network, freshly initialised, agree between the fast
-    /// path and candle.
+    /// Freshly initialised networks of every shape, alone and joined as an
+    /// f16 ensemble, agree between the fast path and candle; an ensemble of
+    /// one network with itself reads as that network.
     #[test]
-    fn the_fast_path_handles_every_arch() {
-        let dir = tempfile::tempdir().expect("tempdir");
+    fn the_fast_path_handles_every_arch_and_ensembles() {
         let val: Vec<_> = mnist::load(&mnist::default_dir(), Split::Train)
             .expect("mnist (scripts/setup.sh)")
             .into_iter()
@@ -401,39 +513,68 @@ mod tests {
             .iter()
             .filter_map(|s| normalise(&render_sample(s, &mut rng)))
             .collect();
-        for third_conv in [false, true] {
+        let fresh = |arch: Arch| -> HashMap<String, Tensor> {
             let varmap = candle_nn::VarMap::new();
             let vb = VarBuilder::from_varmap(&varmap, DType::F32, &Device::Cpu);
-            Net::with_arch(
-                vb,
-                Arch {
-                    third_conv,
-                    hidden: 32,
-                },
-            )
-            .expect("net");
-            let mut tensors: std::collections::HashMap<String, Tensor> = varmap
-                .data()
-                .lock()
-                .expect("lock")
-                .iter()
-                .map(|(k, v)| (k.clone(), v.as_tensor().clone()))
-                .collect();
-            tensors.insert(
+            Net::with_arch(vb, arch).expect("net");
+            let tensors = varmap.data().lock().expect("lock").clone();
+            tensors
+                .into_iter()
+                .map(|(k, v)| (k, v.as_tensor().clone()))
+                .collect()
+        };
+        let temperature = |mut t: HashMap<String, Tensor>, v: f32| {
+            t.insert(
                 "temperature".into(),
-                Tensor::new(&[1.3f32], &Device::Cpu).unwrap(),
+                Tensor::new(&[v], &Device::Cpu).unwrap(),
             );
-            let path = dir.path().join(format!("m{third_conv}.safetensors"));
-            candle_core::safetensors::save(&tensors, &path).expect("save");
-            let reader = CnnReader::load(&path).expect("load");
-            assert_eq!(reader.fast.third_conv(), third_conv);
+            t
+        };
+        let agree = |reader: &CnnReader, what: &str| -> Vec<Vec<f32>> {
             let fast = reader.probabilities(&inputs).expect("fast");
             let reference = reader.reference_probabilities(&inputs).expect("candle");
             for (a, b) in fast.iter().zip(&reference) {
+                assert_eq!(a.len(), CLASSES);
                 for (x, y) in a.iter().zip(b) {
-                    assert!((x - y).abs() < 1e-4, "{third_conv}: {a:?} vs {b:?}");
+                    assert!((x - y).abs() < 1e-4, "{what}: {a:?} vs {b:?}");
                 }
             }
+            fast
+        };
+        let plain = Arch {
+            third_conv: false,
+            hidden: 32,
+            ..ARCH
+        };
+        let small = Arch {
+            hidden: 32,
+            ..SMALL_ARCH
+        };
+        let (a, b) = (fresh(plain), fresh(small));
+        for (arch, t) in [(plain, &a), (small, &b)] {
+            let reader =
+                CnnReader::from_tensors(temperature(t.clone(), 1.3), String::new()).expect("load");
+            assert_eq!(reader.members[0].fast.arch(), arch);
+            agree(&reader, &format!("{arch:?}"));
+        }
+
+        let joined = |parts: &[&HashMap<String, Tensor>]| {
+            let mut all = HashMap::new();
+            for (i, t) in parts.iter().enumerate() {
+                for (k, v) in t.iter() {
+                    let v = v.to_dtype(DType::F16).unwrap();
+                    all.insert(format!("{}{k}", member_prefix(i)), v);
+                }
+            }
+            CnnReader::from_tensors(temperature(all, 1.3), String::new()).expect("ensemble")
+        };
+        let both = joined(&[&a, &b]);
+        assert_eq!(both.members(), 2);
+        agree(&both, "ensemble");
+        let twice = agree(&joined(&[&a, &a]), "twice");
+        let once = agree(&joined(&[&a]), "once");
+        for (x, y) in twice.iter().flatten().zip(once.iter().flatten()) {
+            assert!((x - y).abs() < 1e-5);
         }
     }
 

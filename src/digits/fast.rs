@@ -8,27 +8,27 @@
 //! dense layers as matrix products. Same weights, same numbers up to float
 //! summation order (tested against [`super::cnn::Net`]).
 
+use super::cnn::Arch;
 use super::preprocess::SIDE;
 use candle_core::{Device, Tensor};
 use std::collections::HashMap;
 
-const C1: usize = 32;
-const C2: usize = 64;
 /// Side after the first and the second 2×2 pooling.
 const S1: usize = SIDE / 2;
 const S2: usize = SIDE / 4;
 
 pub struct FastNet {
-    /// First convolution, tap-major: `w1[tap * C1 + c]`.
+    arch: Arch,
+    /// First convolution, tap-major: `w1[tap * c1 + c]`, c1 the first convolution's channels.
     w1: Vec<f32>,
     b1: Vec<f32>,
-    /// Second convolution as a (9·C1, C2) matrix, row `tap * C1 + c_in`.
+    /// Second convolution as a (9·c1, c2) matrix, row `tap * c1 + c_in`.
     w2: Tensor,
     b2: Vec<f32>,
-    /// The optional third convolution (C2 to C2 at S2×S2) as a (9·C2, C2)
+    /// The optional third convolution (c2 to c2 at S2×S2) as a (9·c2, c2)
     /// matrix, and its bias.
     c3: Option<(Tensor, Tensor)>,
-    /// First dense layer as a (S2·S2·C2, hidden) matrix, rows in
+    /// First dense layer as a (S2·S2·c2, hidden) matrix, rows in
     /// channels-last order.
     f1: Tensor,
     f1_bias: Tensor,
@@ -45,37 +45,45 @@ fn get<'a>(t: &'a HashMap<String, Tensor>, name: &str) -> candle_core::Result<&'
 impl FastNet {
     /// From the tensors of a model file (candle's NCHW layout).
     pub fn new(t: &HashMap<String, Tensor>) -> candle_core::Result<FastNet> {
-        let c1 = get(t, "c1.weight")?.reshape((C1, 9))?; // (c, tap)
+        let c1w = get(t, "c1.weight")?;
+        let (ch1, ch2) = (c1w.dim(0)?, get(t, "c2.weight")?.dim(0)?);
+        let c1 = c1w.reshape((ch1, 9))?; // (c, tap)
         let w1 = c1.t()?.contiguous()?.flatten_all()?.to_vec1::<f32>()?;
         let b1 = get(t, "c1.bias")?.to_vec1::<f32>()?;
         // (c_out, c_in, 3, 3) -> (3, 3, c_in, c_out) -> (9·c_in, c_out)
         let w2 = get(t, "c2.weight")?
             .permute((2, 3, 1, 0))?
             .contiguous()?
-            .reshape((9 * C1, C2))?;
+            .reshape((9 * ch1, ch2))?;
         let b2 = get(t, "c2.bias")?.to_vec1::<f32>()?;
         let c3 = match t.get("c3.weight") {
             Some(w) => Some((
                 w.permute((2, 3, 1, 0))?
                     .contiguous()?
-                    .reshape((9 * C2, C2))?,
+                    .reshape((9 * ch2, ch2))?,
                 get(t, "c3.bias")?.clone(),
             )),
             None => None,
         };
-        // f1.weight is (hidden, C2·S2·S2) over NCHW features (c, y, x);
+        // f1.weight is (hidden, c2·S2·S2) over NCHW features (c, y, x);
         // reorder its columns to channels-last (y, x, c) and transpose.
         let f1w = get(t, "f1.weight")?;
         let hidden = f1w.dim(0)?;
         let f1 = f1w
-            .reshape((hidden, C2, S2 * S2))?
+            .reshape((hidden, ch2, S2 * S2))?
             .permute((2, 1, 0))?
             .contiguous()?
-            .reshape((S2 * S2 * C2, hidden))?;
+            .reshape((S2 * S2 * ch2, hidden))?;
         let f1_bias = get(t, "f1.bias")?.clone();
         let f2 = get(t, "f2.weight")?.t()?.contiguous()?;
         let f2_bias = get(t, "f2.bias")?.clone();
         Ok(FastNet {
+            arch: Arch {
+                c1: ch1,
+                c2: ch2,
+                third_conv: c3.is_some(),
+                hidden,
+            },
             w1,
             b1,
             w2,
@@ -88,8 +96,8 @@ impl FastNet {
         })
     }
 
-    pub fn third_conv(&self) -> bool {
-        self.c3.is_some()
+    pub fn arch(&self) -> Arch {
+        self.arch
     }
 
     /// Logits for normalised 28×28 inputs, one row per input.
@@ -98,32 +106,33 @@ impl FastNet {
         if n == 0 {
             return Ok(Vec::new());
         }
-        // Convolution 1, pooled: (n, S1, S1, C1) channels-last.
-        let mut pooled1 = vec![0.0f32; n * S1 * S1 * C1];
-        let mut conv = vec![0.0f32; SIDE * SIDE * C1];
-        for (img, out) in inputs.iter().zip(pooled1.chunks_exact_mut(S1 * S1 * C1)) {
+        let (c1, c2) = (self.arch.c1, self.arch.c2);
+        // Convolution 1, pooled: (n, S1, S1, c1) channels-last.
+        let mut pooled1 = vec![0.0f32; n * S1 * S1 * c1];
+        let mut conv = vec![0.0f32; SIDE * SIDE * c1];
+        for (img, out) in inputs.iter().zip(pooled1.chunks_exact_mut(S1 * S1 * c1)) {
             self.conv1(img, &mut conv);
-            pool_bias_relu(&conv, SIDE, C1, &self.b1, out);
+            pool_bias_relu(&conv, SIDE, c1, &self.b1, out);
         }
         // Convolution 2 as im2col × weights.
-        let conv2 = im2col_batch(&pooled1, S1, C1)?
+        let conv2 = im2col_batch(&pooled1, S1, c1)?
             .matmul(&self.w2)?
             .flatten_all()?
             .to_vec1::<f32>()?;
-        let mut features = vec![0.0f32; n * S2 * S2 * C2];
+        let mut features = vec![0.0f32; n * S2 * S2 * c2];
         for (src, dst) in conv2
-            .chunks_exact(S1 * S1 * C2)
-            .zip(features.chunks_exact_mut(S2 * S2 * C2))
+            .chunks_exact(S1 * S1 * c2)
+            .zip(features.chunks_exact_mut(S2 * S2 * c2))
         {
-            pool_bias_relu(src, S1, C2, &self.b2, dst);
+            pool_bias_relu(src, S1, c2, &self.b2, dst);
         }
         let features = match &self.c3 {
-            Some((w3, b3)) => im2col_batch(&features, S2, C2)?
+            Some((w3, b3)) => im2col_batch(&features, S2, c2)?
                 .matmul(w3)?
                 .broadcast_add(b3)?
                 .relu()?
-                .reshape((n, S2 * S2 * C2))?,
-            None => Tensor::from_vec(features, (n, S2 * S2 * C2), &Device::Cpu)?,
+                .reshape((n, S2 * S2 * c2))?,
+            None => Tensor::from_vec(features, (n, S2 * S2 * c2), &Device::Cpu)?,
         };
         let hidden = features
             .matmul(&self.f1)?
@@ -136,8 +145,9 @@ impl FastNet {
     }
 
     /// 3×3 convolution with zero padding of one input channel into `out`
-    /// (SIDE, SIDE, C1), bias not added. Paper pixels (0) cost nothing.
+    /// (SIDE, SIDE, c1), bias not added. Paper pixels (0) cost nothing.
     fn conv1(&self, img: &[f32], out: &mut [f32]) {
+        let c1 = self.arch.c1;
         out.iter_mut().for_each(|v| *v = 0.0);
         for sy in 0..SIDE {
             for sx in 0..SIDE {
@@ -157,9 +167,9 @@ impl FastNet {
                         if !(0..SIDE as isize).contains(&ox) {
                             continue;
                         }
-                        let o = (oy as usize * SIDE + ox as usize) * C1;
-                        let w = &self.w1[(ky * 3 + kx) * C1..(ky * 3 + kx + 1) * C1];
-                        for (acc, w) in out[o..o + C1].iter_mut().zip(w) {
+                        let o = (oy as usize * SIDE + ox as usize) * c1;
+                        let w = &self.w1[(ky * 3 + kx) * c1..(ky * 3 + kx + 1) * c1];
+                        for (acc, w) in out[o..o + c1].iter_mut().zip(w) {
                             *acc += v * w;
                         }
                     }

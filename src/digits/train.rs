@@ -7,7 +7,7 @@
 //! and adds blank cells, so the model learns boxes, not MNIST's clean frame.
 
 use super::cells::{elastic, render_cell, render_sample, Content};
-use super::cnn::{reading_from, softmax, Net, BLANK, BLANK_CONFIDENCE, CLASSES};
+use super::cnn::{reading_from, softmax, Arch, Net, BLANK, BLANK_CONFIDENCE, CLASSES};
 use super::mnist::{self, Sample, Split};
 use super::preprocess::{normalise, SIDE};
 use super::{CellReading, DigitReader};
@@ -27,6 +27,7 @@ pub struct TrainOptions {
     pub out: PathBuf,
     pub epochs: usize,
     pub seed: u64,
+    pub arch: Arch,
 }
 
 pub struct TrainReport {
@@ -290,6 +291,157 @@ pub fn pick_threshold(rc: &[(f32, f32, f32)]) -> Option<f32> {
         .map(|(t, _, _)| *t)
 }
 
+/// The softmax temperature with the least negative log-likelihood of the
+/// true classes, over a grid from 0.5 to 4.
+fn fit_temperature(logits: &[Vec<f32>], ys: &[u32]) -> f32 {
+    let nll = |t: f32| -> f32 {
+        logits
+            .iter()
+            .zip(ys)
+            .map(|(l, &y)| -(softmax(l, t)[y as usize].max(1e-12)).ln())
+            .sum::<f32>()
+    };
+    (10..=80)
+        .map(|i| i as f32 * 0.05)
+        .min_by(|&a, &b| nll(a).total_cmp(&nll(b)))
+        .unwrap_or(1.0)
+}
+
+/// What `todoke digits ensemble` made, measured on the validation fold.
+pub struct EnsembleReport {
+    /// Each member file with its own top-1 on the validation digit cells.
+    pub members: Vec<(PathBuf, f32)>,
+    pub digit_accuracy: f32,
+    pub blank_accuracy: f32,
+    pub temperature: f32,
+    pub risk_coverage: RiskCoverage,
+    pub suggested_threshold: Option<f32>,
+    pub bytes: u64,
+}
+
+impl std::fmt::Display for EnsembleReport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        writeln!(
+            f,
+            "validation (fold index%5==1, seed 1, each digit drawn {VALIDATION_PASSES} times)"
+        )?;
+        for (path, acc) in &self.members {
+            writeln!(f, "member {}: top-1 {acc:.4}", path.display())?;
+        }
+        writeln!(
+            f,
+            "ensemble top-1 accuracy on digits: {:.4}",
+            self.digit_accuracy
+        )?;
+        writeln!(
+            f,
+            "ensemble blank detection accuracy: {:.4}",
+            self.blank_accuracy
+        )?;
+        writeln!(f, "temperature: {:.2}", self.temperature)?;
+        writeln!(f, "threshold  accepted  error-among-accepted  (all cells)")?;
+        for (t, cov, err) in &self.risk_coverage {
+            writeln!(f, "{t:>9.4}  {:>7.2}%  {:>8.3}%", cov * 100.0, err * 100.0)?;
+        }
+        match self.suggested_threshold {
+            Some(t) => writeln!(
+                f,
+                "lowest threshold with error <= {:.1}%: {t}",
+                TARGET_ERROR * 100.0
+            )?,
+            None => writeln!(
+                f,
+                "no listed threshold keeps error <= {:.1}%",
+                TARGET_ERROR * 100.0
+            )?,
+        }
+        write!(f, "model file: {} bytes", self.bytes)
+    }
+}
+
+/// Joins networks trained from different seeds into one model file: their
+/// weights stored as f16 under `m0.`, `m1.` ..., and one temperature for
+/// their mean probability, fitted on the validation fold as `train` fits a
+/// single network's.
+pub fn ensemble(
+    members: &[PathBuf],
+    out: &Path,
+    mnist_dir: &Path,
+) -> anyhow::Result<EnsembleReport> {
+    use super::cnn::{member_prefix, CnnReader};
+    anyhow::ensure!(!members.is_empty(), "no member models given");
+    let mut tensors = HashMap::new();
+    for (i, path) in members.iter().enumerate() {
+        let own = candle_core::safetensors::load(path, &Device::Cpu)
+            .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+        anyhow::ensure!(
+            !own.keys().any(|k| k.starts_with("m0.")),
+            "{} is already an ensemble",
+            path.display()
+        );
+        for (name, t) in own {
+            if name != "temperature" {
+                tensors.insert(
+                    format!("{}{name}", member_prefix(i)),
+                    t.to_dtype(DType::F16)?,
+                );
+            }
+        }
+    }
+    let with_temperature = |t: f32| -> anyhow::Result<HashMap<String, Tensor>> {
+        let mut all = tensors.clone();
+        all.insert("temperature".into(), Tensor::new(&[t], &Device::Cpu)?);
+        Ok(all)
+    };
+    let untempered = CnnReader::from_tensors(with_temperature(1.0)?, String::new())
+        .map_err(|e| anyhow::anyhow!(e))?;
+
+    let val = validation_fold(mnist_dir)?;
+    let val_cells = validation_cells(&val, 1);
+    let truth: Vec<Option<u8>> = val_cells
+        .iter()
+        .map(|(_, y)| (*y as usize != BLANK).then_some(*y as u8))
+        .collect();
+    let (val_x, val_y) = present(val_cells.clone());
+    let temperature = fit_temperature(&untempered.log_mean_probabilities(&val_x)?, &val_y);
+
+    std::fs::create_dir_all(out.parent().unwrap_or(Path::new(".")))?;
+    candle_core::safetensors::save(&with_temperature(temperature)?, out)?;
+    let reader = CnnReader::load(out)?;
+    let readings_of = |r: &CnnReader| -> anyhow::Result<Vec<CellReading>> {
+        let mut probs = r.probabilities(&val_x)?.into_iter();
+        Ok(val_cells
+            .iter()
+            .map(|(x, _)| match x {
+                Some(_) => reading_from(&probs.next().expect("one row per present cell")),
+                None => CellReading {
+                    digit: None,
+                    confidence: BLANK_CONFIDENCE,
+                    second: None,
+                    second_confidence: 0.0,
+                },
+            })
+            .collect())
+    };
+    let readings = readings_of(&reader)?;
+    let (digit_accuracy, blank_accuracy) = accuracies(&readings, &truth);
+    let rc = risk_coverage(&readings, &truth);
+    let mut member_figures = Vec::new();
+    for path in members {
+        let alone = CnnReader::load(path)?;
+        member_figures.push((path.clone(), accuracies(&readings_of(&alone)?, &truth).0));
+    }
+    Ok(EnsembleReport {
+        members: member_figures,
+        digit_accuracy,
+        blank_accuracy,
+        temperature,
+        suggested_threshold: pick_threshold(&rc),
+        risk_coverage: rc,
+        bytes: std::fs::metadata(out)?.len(),
+    })
+}
+
 fn accuracy(net: &Net, xs: &[Vec<f32>], ys: &[u32], dev: &Device) -> candle_core::Result<f32> {
     let l = logits(net, xs, dev)?;
     let right = l.iter().zip(ys).filter(|(l, &y)| argmax(l) == y as usize);
@@ -346,7 +498,7 @@ pub fn train(opts: &TrainOptions) -> anyhow::Result<TrainReport> {
     let dev = Device::Cpu;
     let varmap = VarMap::new();
     let vb = VarBuilder::from_varmap(&varmap, DType::F32, &dev);
-    let net = Net::new(vb)?;
+    let net = Net::with_arch(vb, opts.arch)?;
     let mut rng = StdRng::seed_from_u64(opts.seed);
     seeded_init(&varmap, &mut rng)?;
     let mut opt = AdamW::new(
@@ -411,21 +563,15 @@ pub fn train(opts: &TrainOptions) -> anyhow::Result<TrainReport> {
         }
     }
     let (_, best_epoch, mut tensors) = best.ok_or_else(|| anyhow::anyhow!("no epochs to train"))?;
-    let chosen = Net::new(VarBuilder::from_tensors(tensors.clone(), DType::F32, &dev))?;
+    let chosen = Net::with_arch(
+        VarBuilder::from_tensors(tensors.clone(), DType::F32, &dev),
+        opts.arch,
+    )?;
 
     // Temperature scaling: the one number that makes confidences honest,
     // fitted on validation cells only.
     let l = logits(&chosen, &val_x, &dev)?;
-    let nll = |t: f32| -> f32 {
-        l.iter()
-            .zip(&val_y)
-            .map(|(l, &y)| -(softmax(l, t)[y as usize].max(1e-12)).ln())
-            .sum::<f32>()
-    };
-    let temperature = (10..=80)
-        .map(|i| i as f32 * 0.05)
-        .min_by(|&a, &b| nll(a).total_cmp(&nll(b)))
-        .unwrap_or(1.0);
+    let temperature = fit_temperature(&l, &val_y);
 
     // Whole readings as the reader makes them, cells cleaned to nothing
     // included, so the figures cover every validation cell.
