@@ -631,6 +631,7 @@ mod tests {
                 confidence: 0.99,
                 second: None,
                 second_confidence: 0.0,
+                digit_probabilities: None,
             })
             .collect();
         cells[6].digit = Some(9);
@@ -649,6 +650,7 @@ mod tests {
                 confidence,
                 second: None,
                 second_confidence: 0.0,
+                digit_probabilities: None,
             })
             .collect()
     }

@@ -534,6 +534,7 @@ mod tests {
             confidence: c,
             second: None,
             second_confidence: 0.0,
+            digit_probabilities: None,
         }
     }
 
@@ -642,6 +643,7 @@ mod tests {
                     confidence: c,
                     second: None,
                     second_confidence: 0.0,
+                    digit_probabilities: None,
                 })
                 .collect()
         };

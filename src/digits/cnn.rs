@@ -356,6 +356,7 @@ pub fn reading_from(p: &[f32]) -> CellReading {
         confidence: p[order[0]],
         second: class(order[1]),
         second_confidence: p[order[1]],
+        digit_probabilities: (p.len() > 10).then(|| std::array::from_fn(|d| p[d])),
     }
 }
 
@@ -373,6 +374,7 @@ fn certain_blank() -> CellReading {
         confidence: BLANK_CONFIDENCE,
         second: None,
         second_confidence: 0.0,
+        digit_probabilities: None,
     }
 }
 
@@ -400,6 +402,7 @@ impl DigitReader for CnnReader {
                         confidence: 0.0,
                         second: None,
                         second_confidence: 0.0,
+                        digit_probabilities: None,
                     })
                     .collect();
             }

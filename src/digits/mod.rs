@@ -25,19 +25,24 @@ pub struct CellReading {
     /// The runner-up and its probability, for candidate search in review.
     pub second: Option<u8>,
     pub second_confidence: f32,
+    /// The probability of each digit 0–9, where the reader gives them all
+    /// (the CNN does; Tesseract, and a cell cleaned to nothing, do not).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub digit_probabilities: Option<[f32; 10]>,
 }
 
 impl CellReading {
-    /// Odds that the cell shows `digit` rather than what it was read as.
-    /// The reader reports its top two; any other digit is given all that
+    /// Odds that the cell shows `digit` rather than what it was read as:
+    /// the reader's own probability of that digit where it gives one for
+    /// every digit; else its runner-up's, and for any other digit all that
     /// is left over, an overestimate on the safe side. A model that says
     /// 1e-9 is not that sure, so no probability counts below 1e-4.
     pub fn odds_of(&self, digit: u8) -> f64 {
         const FLOOR: f32 = 1e-4;
-        let p = if self.second == Some(digit) {
-            self.second_confidence
-        } else {
-            1.0 - self.confidence - self.second_confidence
+        let p = match &self.digit_probabilities {
+            Some(all) => all.get(usize::from(digit)).copied().unwrap_or(0.0),
+            None if self.second == Some(digit) => self.second_confidence,
+            None => 1.0 - self.confidence - self.second_confidence,
         };
         f64::from(p.max(FLOOR)) / f64::from(self.confidence.max(FLOOR))
     }
@@ -90,4 +95,36 @@ pub fn classify_dir(
         )?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn odds_use_every_digit_probability_when_the_reader_gives_them() {
+        let mut all = [0.0f32; 10];
+        all[7] = 0.95;
+        all[1] = 0.04;
+        all[2] = 0.002;
+        let full = CellReading {
+            digit: Some(7),
+            confidence: 0.95,
+            second: Some(1),
+            second_confidence: 0.04,
+            digit_probabilities: Some(all),
+        };
+        let top_two = CellReading {
+            digit_probabilities: None,
+            ..full.clone()
+        };
+        let near = |a: f64, b: f64| (a - b).abs() < 1e-6;
+        assert!(near(full.odds_of(1), 0.04 / 0.95));
+        assert!(near(top_two.odds_of(1), 0.04 / 0.95));
+        // A third digit: its own probability, against all that is left.
+        assert!(near(full.odds_of(2), 0.002 / 0.95));
+        assert!(near(top_two.odds_of(2), 0.01 / 0.95));
+        // Nothing counts as less likely than the floor.
+        assert!(near(full.odds_of(3), 1e-4 / 0.95));
+    }
 }

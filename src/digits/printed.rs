@@ -24,6 +24,7 @@ impl DigitReader for PrintedReader {
             confidence: 0.99,
             second: None,
             second_confidence: 0.0,
+            digit_probabilities: None,
         };
         if ink.iter().sum::<f32>() < w.min(h) as f32 * 0.5 {
             return blank;
@@ -48,12 +49,14 @@ impl DigitReader for PrintedReader {
                 confidence: conf,
                 second: None,
                 second_confidence: 0.0,
+                digit_probabilities: None,
             },
             None => CellReading {
                 digit: None,
                 confidence: 0.0,
                 second: None,
                 second_confidence: 0.0,
+                digit_probabilities: None,
             },
         }
     }

@@ -419,6 +419,7 @@ pub fn ensemble(
                     confidence: BLANK_CONFIDENCE,
                     second: None,
                     second_confidence: 0.0,
+                    digit_probabilities: None,
                 },
             })
             .collect())
@@ -585,6 +586,7 @@ pub fn train(opts: &TrainOptions) -> anyhow::Result<TrainReport> {
                 confidence: BLANK_CONFIDENCE,
                 second: None,
                 second_confidence: 0.0,
+                digit_probabilities: None,
             },
         })
         .collect();
@@ -634,6 +636,7 @@ mod tests {
             confidence,
             second: None,
             second_confidence: 0.0,
+            digit_probabilities: None,
         }
     }
 
