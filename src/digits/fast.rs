@@ -2,15 +2,18 @@
 //!
 //! candle runs a 3×3 convolution on a handful of 28×28 images at well under
 //! half the speed of the matrix product inside it (copies between layouts,
-//! pooling in NCHW). Here the same network runs channels-last: the first
-//! convolution (one input channel) as a plain loop that skips paper pixels,
-//! the second as one im2col matrix product, pooling and ReLU in place, and the
-//! dense layers as matrix products. Same weights, same numbers up to float
-//! summation order (tested against [`super::cnn::Net`]).
+//! pooling in NCHW), and each tensor operation allocates. Here the same
+//! network runs channels-last on plain slices: the first convolution (one
+//! input channel) fused with its pooling, skipping paper pixels; the others
+//! as im2col matrix products through the `gemm` crate candle itself uses;
+//! pooling, bias and ReLU in place; working buffers kept per thread and
+//! reused. Same weights, same numbers up to float summation order (tested
+//! against [`super::cnn::Net`]).
 
 use super::cnn::Arch;
 use super::preprocess::SIDE;
-use candle_core::{Device, Tensor};
+use candle_core::Tensor;
+use std::cell::RefCell;
 use std::collections::HashMap;
 
 /// Side after the first and the second 2×2 pooling.
@@ -23,18 +26,18 @@ pub struct FastNet {
     w1: Vec<f32>,
     b1: Vec<f32>,
     /// Second convolution as a (9·c1, c2) matrix, row `tap * c1 + c_in`.
-    w2: Tensor,
+    w2: Vec<f32>,
     b2: Vec<f32>,
     /// The optional third convolution (c2 to c2 at S2×S2) as a (9·c2, c2)
     /// matrix, and its bias.
-    c3: Option<(Tensor, Tensor)>,
+    c3: Option<(Vec<f32>, Vec<f32>)>,
     /// First dense layer as a (S2·S2·c2, hidden) matrix, rows in
     /// channels-last order.
-    f1: Tensor,
-    f1_bias: Tensor,
+    f1: Vec<f32>,
+    f1_bias: Vec<f32>,
     /// Second dense layer as a (hidden, classes) matrix.
-    f2: Tensor,
-    f2_bias: Tensor,
+    f2: Vec<f32>,
+    f2_bias: Vec<f32>,
 }
 
 fn get<'a>(t: &'a HashMap<String, Tensor>, name: &str) -> candle_core::Result<&'a Tensor> {
@@ -47,6 +50,11 @@ impl FastNet {
     pub fn new(t: &HashMap<String, Tensor>) -> candle_core::Result<FastNet> {
         let c1w = get(t, "c1.weight")?;
         let (ch1, ch2) = (c1w.dim(0)?, get(t, "c2.weight")?.dim(0)?);
+        if ch1 > MAX_C1 {
+            return Err(candle_core::Error::Msg(format!(
+                "first convolution has {ch1} channels, at most {MAX_C1} supported"
+            )));
+        }
         let c1 = c1w.reshape((ch1, 9))?; // (c, tap)
         let w1 = c1.t()?.contiguous()?.flatten_all()?.to_vec1::<f32>()?;
         let b1 = get(t, "c1.bias")?.to_vec1::<f32>()?;
@@ -54,14 +62,17 @@ impl FastNet {
         let w2 = get(t, "c2.weight")?
             .permute((2, 3, 1, 0))?
             .contiguous()?
-            .reshape((9 * ch1, ch2))?;
+            .reshape((9 * ch1, ch2))?
+            .flatten_all()?
+            .to_vec1::<f32>()?;
         let b2 = get(t, "c2.bias")?.to_vec1::<f32>()?;
         let c3 = match t.get("c3.weight") {
             Some(w) => Some((
                 w.permute((2, 3, 1, 0))?
                     .contiguous()?
-                    .reshape((9 * ch2, ch2))?,
-                get(t, "c3.bias")?.clone(),
+                    .flatten_all()?
+                    .to_vec1::<f32>()?,
+                get(t, "c3.bias")?.to_vec1::<f32>()?,
             )),
             None => None,
         };
@@ -73,10 +84,15 @@ impl FastNet {
             .reshape((hidden, ch2, S2 * S2))?
             .permute((2, 1, 0))?
             .contiguous()?
-            .reshape((S2 * S2 * ch2, hidden))?;
-        let f1_bias = get(t, "f1.bias")?.clone();
-        let f2 = get(t, "f2.weight")?.t()?.contiguous()?;
-        let f2_bias = get(t, "f2.bias")?.clone();
+            .flatten_all()?
+            .to_vec1::<f32>()?;
+        let f1_bias = get(t, "f1.bias")?.to_vec1::<f32>()?;
+        let f2 = get(t, "f2.weight")?
+            .t()?
+            .contiguous()?
+            .flatten_all()?
+            .to_vec1::<f32>()?;
+        let f2_bias = get(t, "f2.bias")?.to_vec1::<f32>()?;
         Ok(FastNet {
             arch: Arch {
                 c1: ch1,
@@ -101,80 +117,174 @@ impl FastNet {
     }
 
     /// Logits for normalised 28×28 inputs, one row per input.
-    pub fn logits(&self, inputs: &[Vec<f32>]) -> candle_core::Result<Vec<Vec<f32>>> {
+    pub fn logits(&self, inputs: &[Vec<f32>]) -> Vec<Vec<f32>> {
         let n = inputs.len();
         if n == 0 {
-            return Ok(Vec::new());
+            return Vec::new();
         }
-        let (c1, c2) = (self.arch.c1, self.arch.c2);
-        // Convolution 1, pooled: (n, S1, S1, c1) channels-last.
-        let mut pooled1 = vec![0.0f32; n * S1 * S1 * c1];
-        let mut conv = vec![0.0f32; SIDE * SIDE * c1];
-        for (img, out) in inputs.iter().zip(pooled1.chunks_exact_mut(S1 * S1 * c1)) {
-            self.conv1(img, &mut conv);
-            pool_bias_relu(&conv, SIDE, c1, &self.b1, out);
-        }
-        // Convolution 2 as im2col × weights.
-        let conv2 = im2col_batch(&pooled1, S1, c1)?
-            .matmul(&self.w2)?
-            .flatten_all()?
-            .to_vec1::<f32>()?;
-        let mut features = vec![0.0f32; n * S2 * S2 * c2];
-        for (src, dst) in conv2
-            .chunks_exact(S1 * S1 * c2)
-            .zip(features.chunks_exact_mut(S2 * S2 * c2))
-        {
-            pool_bias_relu(src, S1, c2, &self.b2, dst);
-        }
-        let features = match &self.c3 {
-            Some((w3, b3)) => im2col_batch(&features, S2, c2)?
-                .matmul(w3)?
-                .broadcast_add(b3)?
-                .relu()?
-                .reshape((n, S2 * S2 * c2))?,
-            None => Tensor::from_vec(features, (n, S2 * S2 * c2), &Device::Cpu)?,
-        };
-        let hidden = features
-            .matmul(&self.f1)?
-            .broadcast_add(&self.f1_bias)?
-            .relu()?;
-        hidden
-            .matmul(&self.f2)?
-            .broadcast_add(&self.f2_bias)?
-            .to_vec2::<f32>()
+        let (c1, c2, hidden) = (self.arch.c1, self.arch.c2, self.arch.hidden);
+        let classes = self.f2_bias.len();
+        SCRATCH.with(|scratch| {
+            let mut scratch = scratch.borrow_mut();
+            let Scratch {
+                pooled1,
+                cols,
+                conv,
+                features,
+                dense,
+                out,
+            } = &mut *scratch;
+            // Convolution 1, pooled: (n, S1, S1, c1) channels-last.
+            let pooled1 = sized(pooled1, n * S1 * S1 * c1);
+            for (img, dst) in inputs.iter().zip(pooled1.chunks_exact_mut(S1 * S1 * c1)) {
+                self.conv1_pool(img, dst);
+            }
+            // Convolution 2 as im2col × weights, then pooled.
+            let rows = n * S1 * S1;
+            let cols2 = sized(cols, rows * 9 * c1);
+            im2col_batch(pooled1, S1, c1, cols2);
+            let conv2 = sized(conv, rows * c2);
+            matmul(cols2, &self.w2, conv2, rows, 9 * c1, c2);
+            let features = sized(features, n * S2 * S2 * c2);
+            for (src, dst) in conv2
+                .chunks_exact(S1 * S1 * c2)
+                .zip(features.chunks_exact_mut(S2 * S2 * c2))
+            {
+                pool_bias_relu(src, S1, c2, &self.b2, dst);
+            }
+            if let Some((w3, b3)) = &self.c3 {
+                let rows = n * S2 * S2;
+                let cols3 = sized(cols, rows * 9 * c2);
+                im2col_batch(features, S2, c2, cols3);
+                let conv3 = sized(conv, rows * c2);
+                matmul(cols3, w3, conv3, rows, 9 * c2, c2);
+                features.copy_from_slice(conv3);
+                bias_relu(features, b3);
+            }
+            let dense = sized(dense, n * hidden);
+            matmul(features, &self.f1, dense, n, S2 * S2 * c2, hidden);
+            bias_relu(dense, &self.f1_bias);
+            let out = sized(out, n * classes);
+            matmul(dense, &self.f2, out, n, hidden, classes);
+            out.chunks_exact(classes)
+                .map(|row| row.iter().zip(&self.f2_bias).map(|(v, b)| v + b).collect())
+                .collect()
+        })
     }
 
-    /// 3×3 convolution with zero padding of one input channel into `out`
-    /// (SIDE, SIDE, c1), bias not added. Paper pixels (0) cost nothing.
-    fn conv1(&self, img: &[f32], out: &mut [f32]) {
+    /// 3×3 convolution (zero padding) of one input channel, then 2×2
+    /// max-pooling, bias and ReLU, into `out` (S1, S1, c1). Each pooled
+    /// value is computed from its four convolution outputs directly, so no
+    /// full-size map is written; paper pixels (0) cost nothing.
+    fn conv1_pool(&self, img: &[f32], out: &mut [f32]) {
         let c1 = self.arch.c1;
-        out.iter_mut().for_each(|v| *v = 0.0);
-        for sy in 0..SIDE {
-            for sx in 0..SIDE {
-                let v = img[sy * SIDE + sx];
-                if v == 0.0 {
-                    continue;
-                }
-                // Input pixel (sx, sy) feeds output (sx - kx + 1, sy - ky + 1)
-                // through tap (ky, kx).
-                for ky in 0..3 {
-                    let oy = sy as isize - ky as isize + 1;
-                    if !(0..SIDE as isize).contains(&oy) {
-                        continue;
-                    }
-                    for kx in 0..3 {
-                        let ox = sx as isize - kx as isize + 1;
-                        if !(0..SIDE as isize).contains(&ox) {
+        let mut acc = [0.0f32; 4 * MAX_C1];
+        let acc = &mut acc[..4 * c1];
+        for py in 0..S1 {
+            for px in 0..S1 {
+                acc.fill(0.0);
+                for (q, quad) in acc.chunks_exact_mut(c1).enumerate() {
+                    let (oy, ox) = (2 * py + q / 2, 2 * px + q % 2);
+                    // Output (ox, oy) takes input (ox + kx - 1, oy + ky - 1)
+                    // through tap (ky, kx).
+                    for ky in 0..3 {
+                        let Some(sy) = (oy + ky).checked_sub(1).filter(|&y| y < SIDE) else {
                             continue;
-                        }
-                        let o = (oy as usize * SIDE + ox as usize) * c1;
-                        let w = &self.w1[(ky * 3 + kx) * c1..(ky * 3 + kx + 1) * c1];
-                        for (acc, w) in out[o..o + c1].iter_mut().zip(w) {
-                            *acc += v * w;
+                        };
+                        for kx in 0..3 {
+                            let Some(sx) = (ox + kx).checked_sub(1).filter(|&x| x < SIDE) else {
+                                continue;
+                            };
+                            let v = img[sy * SIDE + sx];
+                            if v == 0.0 {
+                                continue;
+                            }
+                            let w = &self.w1[(ky * 3 + kx) * c1..(ky * 3 + kx + 1) * c1];
+                            for (a, w) in quad.iter_mut().zip(w) {
+                                *a += v * w;
+                            }
                         }
                     }
+                }
+                let o = &mut out[(py * S1 + px) * c1..(py * S1 + px + 1) * c1];
+                for ch in 0..c1 {
+                    let m = acc[ch]
+                        .max(acc[c1 + ch])
+                        .max(acc[2 * c1 + ch])
+                        .max(acc[3 * c1 + ch]);
+                    o[ch] = (m + self.b1[ch]).max(0.0);
                 }
             }
+        }
+    }
+}
+
+/// The widest first convolution the fused loop keeps on the stack.
+const MAX_C1: usize = 64;
+
+/// Working buffers of one thread, reused from call to call: allocating
+/// (and zeroing) several megabytes per batch cost more than the arithmetic
+/// around it.
+#[derive(Default)]
+struct Scratch {
+    pooled1: Vec<f32>,
+    cols: Vec<f32>,
+    conv: Vec<f32>,
+    features: Vec<f32>,
+    dense: Vec<f32>,
+    out: Vec<f32>,
+}
+
+thread_local! {
+    static SCRATCH: RefCell<Scratch> = RefCell::new(Scratch::default());
+}
+
+/// The first `len` values of `buf`, grown if needed. Every caller writes
+/// all of them before reading, so stale values never leak through.
+fn sized(buf: &mut Vec<f32>, len: usize) -> &mut [f32] {
+    if buf.len() < len {
+        buf.resize(len, 0.0);
+    }
+    &mut buf[..len]
+}
+
+/// `out` (m×n) = `a` (m×k) · `b` (k×n), all row-major and dense.
+fn matmul(a: &[f32], b: &[f32], out: &mut [f32], m: usize, k: usize, n: usize) {
+    assert!(a.len() == m * k && b.len() == k * n && out.len() == m * n);
+    // SAFETY: the three slices hold exactly the m×k, k×n and m×n elements
+    // the strides below address (checked above), `out` does not alias the
+    // inputs (it is borrowed mutably), and with `read_dst` false gemm only
+    // writes `out`.
+    unsafe {
+        gemm::gemm(
+            m,
+            n,
+            k,
+            out.as_mut_ptr(),
+            1,
+            n as isize,
+            false,
+            a.as_ptr(),
+            1,
+            k as isize,
+            b.as_ptr(),
+            1,
+            n as isize,
+            0.0,
+            1.0,
+            false,
+            false,
+            false,
+            gemm::Parallelism::None,
+        )
+    }
+}
+
+/// Adds `bias` to every row of a row-major matrix, then ReLU.
+fn bias_relu(rows: &mut [f32], bias: &[f32]) {
+    for row in rows.chunks_exact_mut(bias.len()) {
+        for (v, b) in row.iter_mut().zip(bias) {
+            *v = (*v + b).max(0.0);
         }
     }
 }
@@ -199,21 +309,17 @@ fn pool_bias_relu(src: &[f32], side: usize, c: usize, bias: &[f32], dst: &mut [f
     }
 }
 
-/// Rows of 3×3 patches (zero padded) of a (side, side, c) map: row
-/// `y·side + x`, column `tap·c + channel`.
 /// `im2col` of every image in `src` (side × side × c each, channels-last)
-/// as one (images · side², 9c) matrix, ready for the convolution's matmul.
-fn im2col_batch(src: &[f32], side: usize, c: usize) -> candle_core::Result<Tensor> {
+/// into `dst`, one (images · side², 9c) matrix ready for the convolution's
+/// matrix product: row `y·side + x` of an image, column `tap·c + channel`.
+fn im2col_batch(src: &[f32], side: usize, c: usize, dst: &mut [f32]) {
     let (image, k) = (side * side * c, 9 * c);
-    let n = src.len() / image;
-    let mut cols = vec![0.0f32; n * side * side * k];
     for (s, d) in src
         .chunks_exact(image)
-        .zip(cols.chunks_exact_mut(side * side * k))
+        .zip(dst.chunks_exact_mut(side * side * k))
     {
         im2col(s, side, c, d);
     }
-    Tensor::from_vec(cols, (n * side * side, k), &Device::Cpu)
 }
 
 fn im2col(src: &[f32], side: usize, c: usize, dst: &mut [f32]) {
@@ -230,7 +336,7 @@ fn im2col(src: &[f32], side: usize, c: usize, dst: &mut [f32]) {
                         let s = (sy as usize * side + sx as usize) * c;
                         cell.copy_from_slice(&src[s..s + c]);
                     } else {
-                        cell.iter_mut().for_each(|v| *v = 0.0);
+                        cell.fill(0.0);
                     }
                 }
             }
