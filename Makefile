@@ -41,9 +41,10 @@ bench-pages: build
 bench-digits: build
 	RAYON_NUM_THREADS=1 $(BIN) bench digits
 
-# About 45 minutes on one core; see models/README.md.
+# The three members two at a time, then joined: about 50 minutes on two
+# cores; see models/README.md.
 train-digits: build
-	RAYON_NUM_THREADS=1 nice -n 10 $(BIN) digits train --epochs 40 --seed 1 --out models/digits.safetensors
+	bash scripts/train-digits.sh
 
 # Regenerates samples/ and seeds/register.csv (seed 5, 20 pages, two branches).
 samples: build

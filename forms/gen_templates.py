@@ -97,8 +97,8 @@ def row_width(groups, suffixes):
 
 
 # Digit fields nothing cross-checks (no register match, no check digit) need
-# every cell surer: at the shipped 0.99 a misread cell in them would reach the
-# CSV. 0.999 is the lowest threshold with no error among accepted cells on the
+# every cell surer: at the shipped 0.98 a misread cell in them would reach the
+# CSV. 0.998 is the lowest threshold with no error among accepted cells on the
 # validation fold (models/README.md).
 UNCHECKED = 0.998
 

@@ -83,7 +83,8 @@ fn default_vouch_max_rivals() -> f64 {
 impl Default for Defaults {
     fn default() -> Self {
         Defaults {
-            digit_confidence: 0.9,
+            // The reader's own threshold, picked on the validation fold.
+            digit_confidence: crate::digits::cnn::SHIPPED_THRESHOLD,
             checkbox_confidence: 0.8,
             checkbox_empty_ink: 0.04,
             checkbox_marked_ink: 0.10,
