@@ -367,7 +367,7 @@ pub fn reading_from(p: &[f32]) -> CellReading {
 pub const BLANK_CONFIDENCE: f32 = 0.999;
 
 /// A cell that is empty after cleaning needs no model.
-fn certain_blank() -> CellReading {
+pub fn certain_blank() -> CellReading {
     CellReading {
         digit: None,
         confidence: BLANK_CONFIDENCE,

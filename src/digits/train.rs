@@ -7,7 +7,7 @@
 //! and adds blank cells, so the model learns boxes, not MNIST's clean frame.
 
 use super::cells::{elastic, render_cell, render_sample, Content};
-use super::cnn::{reading_from, softmax, Arch, Net, BLANK, BLANK_CONFIDENCE, CLASSES};
+use super::cnn::{certain_blank, reading_from, softmax, Arch, Net, BLANK, CLASSES};
 use super::mnist::{self, Sample, Split};
 use super::preprocess::{normalise, SIDE};
 use super::{CellReading, DigitReader};
@@ -77,24 +77,50 @@ impl std::fmt::Display for TrainReport {
             self.blank_accuracy
         )?;
         writeln!(f, "digit cells cleaned to blank: {}", self.lost_digits)?;
-        writeln!(f, "temperature: {:.2}", self.temperature)?;
-        writeln!(f, "threshold  accepted  error-among-accepted  (all cells)")?;
-        for (t, cov, err) in &self.risk_coverage {
-            writeln!(f, "{t:>9.4}  {:>7.2}%  {:>8.3}%", cov * 100.0, err * 100.0)?;
-        }
-        match self.suggested_threshold {
-            Some(t) => writeln!(
-                f,
-                "lowest threshold with error <= {:.1}%: {t}",
-                TARGET_ERROR * 100.0
-            ),
-            None => writeln!(
-                f,
-                "no listed threshold keeps error <= {:.1}%",
-                TARGET_ERROR * 100.0
-            ),
-        }
+        write_calibration(
+            f,
+            self.temperature,
+            &self.risk_coverage,
+            self.suggested_threshold,
+        )
     }
+}
+
+/// The temperature, the risk-coverage table and the threshold it suggests,
+/// as both training reports print them.
+fn write_calibration(
+    f: &mut std::fmt::Formatter<'_>,
+    temperature: f32,
+    rc: &RiskCoverage,
+    suggested: Option<f32>,
+) -> std::fmt::Result {
+    writeln!(f, "temperature: {temperature:.2}")?;
+    writeln!(f, "threshold  accepted  error-among-accepted  (all cells)")?;
+    for (t, cov, err) in rc {
+        writeln!(f, "{t:>9.4}  {:>7.2}%  {:>8.3}%", cov * 100.0, err * 100.0)?;
+    }
+    let target = TARGET_ERROR * 100.0;
+    match suggested {
+        Some(t) => writeln!(f, "lowest threshold with error <= {target:.1}%: {t}"),
+        None => writeln!(f, "no listed threshold keeps error <= {target:.1}%"),
+    }
+}
+
+/// Whole readings as the reader makes them from the probabilities of the
+/// cells that kept ink, cells cleaned to nothing included, so the figures
+/// cover every validation cell.
+fn whole_readings(
+    cells: &[(Option<Vec<f32>>, u32)],
+    probs: impl IntoIterator<Item = Vec<f32>>,
+) -> Vec<CellReading> {
+    let mut probs = probs.into_iter();
+    cells
+        .iter()
+        .map(|(x, _)| match x {
+            Some(_) => reading_from(&probs.next().expect("one row per present cell")),
+            None => certain_blank(),
+        })
+        .collect()
 }
 
 /// One pass over `samples` drawn into fresh box cells, plus blank cells,
@@ -338,23 +364,12 @@ impl std::fmt::Display for EnsembleReport {
             "ensemble blank detection accuracy: {:.4}",
             self.blank_accuracy
         )?;
-        writeln!(f, "temperature: {:.2}", self.temperature)?;
-        writeln!(f, "threshold  accepted  error-among-accepted  (all cells)")?;
-        for (t, cov, err) in &self.risk_coverage {
-            writeln!(f, "{t:>9.4}  {:>7.2}%  {:>8.3}%", cov * 100.0, err * 100.0)?;
-        }
-        match self.suggested_threshold {
-            Some(t) => writeln!(
-                f,
-                "lowest threshold with error <= {:.1}%: {t}",
-                TARGET_ERROR * 100.0
-            )?,
-            None => writeln!(
-                f,
-                "no listed threshold keeps error <= {:.1}%",
-                TARGET_ERROR * 100.0
-            )?,
-        }
+        write_calibration(
+            f,
+            self.temperature,
+            &self.risk_coverage,
+            self.suggested_threshold,
+        )?;
         write!(f, "model file: {} bytes", self.bytes)
     }
 }
@@ -409,20 +424,7 @@ pub fn ensemble(
     candle_core::safetensors::save(&with_temperature(temperature)?, out)?;
     let reader = CnnReader::load(out)?;
     let readings_of = |r: &CnnReader| -> anyhow::Result<Vec<CellReading>> {
-        let mut probs = r.probabilities(&val_x)?.into_iter();
-        Ok(val_cells
-            .iter()
-            .map(|(x, _)| match x {
-                Some(_) => reading_from(&probs.next().expect("one row per present cell")),
-                None => CellReading {
-                    digit: None,
-                    confidence: BLANK_CONFIDENCE,
-                    second: None,
-                    second_confidence: 0.0,
-                    digit_probabilities: None,
-                },
-            })
-            .collect())
+        Ok(whole_readings(&val_cells, r.probabilities(&val_x)?))
     };
     let readings = readings_of(&reader)?;
     let (digit_accuracy, blank_accuracy) = accuracies(&readings, &truth);
@@ -574,22 +576,7 @@ pub fn train(opts: &TrainOptions) -> anyhow::Result<TrainReport> {
     let l = logits(&chosen, &val_x, &dev)?;
     let temperature = fit_temperature(&l, &val_y);
 
-    // Whole readings as the reader makes them, cells cleaned to nothing
-    // included, so the figures cover every validation cell.
-    let mut probs = l.iter().map(|l| softmax(l, temperature));
-    let readings: Vec<CellReading> = val_cells
-        .iter()
-        .map(|(x, _)| match x {
-            Some(_) => reading_from(&probs.next().expect("one row per present cell")),
-            None => CellReading {
-                digit: None,
-                confidence: BLANK_CONFIDENCE,
-                second: None,
-                second_confidence: 0.0,
-                digit_probabilities: None,
-            },
-        })
-        .collect();
+    let readings = whole_readings(&val_cells, l.iter().map(|l| softmax(l, temperature)));
     let validation_digits = val_truth.iter().flatten().count();
     let (digit_accuracy, blank_accuracy) = accuracies(&readings, &val_truth);
     let rc = risk_coverage(&readings, &val_truth);
