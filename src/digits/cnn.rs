@@ -201,6 +201,7 @@ impl CnnReader {
     ) -> Result<CnnReader, String> {
         let e = |e: candle_core::Error| e.to_string();
         let mut groups: Vec<HashMap<String, Tensor>> = Vec::new();
+        let (mut prefixed, mut plain) = (false, false);
         let mut temperature = None;
         for (name, t) in tensors {
             let t = t.to_dtype(DType::F32).map_err(e)?;
@@ -214,14 +215,21 @@ impl CnnReader {
             }
             let (index, rest) = match name.strip_prefix('m').and_then(|r| r.split_once('.')) {
                 Some((i, rest)) if i.parse::<usize>().is_ok() => {
+                    prefixed = true;
                     (i.parse::<usize>().expect("checked"), rest.to_string())
                 }
-                _ => (0, name),
+                _ => {
+                    plain = true;
+                    (0, name)
+                }
             };
             if groups.len() <= index {
                 groups.resize_with(index + 1, HashMap::new);
             }
             groups[index].insert(rest, t);
+        }
+        if prefixed && plain {
+            return Err("both ensemble (m0.) and single-network tensor names".into());
         }
         let temperature = match temperature.as_deref() {
             Some([t]) if *t > 0.0 => *t,
@@ -247,10 +255,6 @@ impl CnnReader {
 
     pub fn members(&self) -> usize {
         self.members.len()
-    }
-
-    pub fn temperature(&self) -> f32 {
-        self.temperature
     }
 
     /// Calibrated class probabilities for normalised inputs.
