@@ -143,8 +143,26 @@ pub enum DigitsError {
         path: PathBuf,
         source: std::io::Error,
     },
-    #[error("model {path} is not a todoke digit model: {detail}")]
-    Model { path: PathBuf, detail: String },
+    #[error("model {path} is not a todoke digit model: {source}")]
+    Model { path: PathBuf, source: ModelError },
+}
+
+/// What is wrong with a model file's tensors.
+#[derive(Debug, thiserror::Error)]
+pub enum ModelError {
+    #[error("{0}")]
+    Tensors(#[from] candle_core::Error),
+    #[error("no single positive temperature")]
+    Temperature,
+    #[error("both ensemble (m0.) and single-network tensor names")]
+    MixedNames,
+    #[error("no network")]
+    Empty,
+    #[error("member {member}: {source}")]
+    Member {
+        member: usize,
+        source: candle_core::Error,
+    },
 }
 
 /// One trained network of the reader: the candle reference and the same
@@ -182,13 +200,13 @@ impl CnnReader {
             path: path.to_path_buf(),
             source,
         })?;
-        let model = |detail: String| DigitsError::Model {
+        let model = |source: ModelError| DigitsError::Model {
             path: path.to_path_buf(),
-            detail,
+            source,
         };
         let version = hex::encode(Sha256::digest(&bytes));
         let tensors = candle_core::safetensors::load_buffer(&bytes, &Device::Cpu)
-            .map_err(|e| model(e.to_string()))?;
+            .map_err(|e| model(e.into()))?;
         CnnReader::from_tensors(tensors, version).map_err(model)
     }
 
@@ -198,19 +216,14 @@ impl CnnReader {
     pub fn from_tensors(
         tensors: HashMap<String, Tensor>,
         version: String,
-    ) -> Result<CnnReader, String> {
-        let e = |e: candle_core::Error| e.to_string();
+    ) -> Result<CnnReader, ModelError> {
         let mut groups: Vec<HashMap<String, Tensor>> = Vec::new();
         let (mut prefixed, mut plain) = (false, false);
         let mut temperature = None;
         for (name, t) in tensors {
-            let t = t.to_dtype(DType::F32).map_err(e)?;
+            let t = t.to_dtype(DType::F32)?;
             if name == "temperature" {
-                temperature = Some(
-                    t.flatten_all()
-                        .and_then(|t| t.to_vec1::<f32>())
-                        .map_err(e)?,
-                );
+                temperature = Some(t.flatten_all()?.to_vec1::<f32>()?);
                 continue;
             }
             let (index, rest) = match name.strip_prefix('m').and_then(|r| r.split_once('.')) {
@@ -229,19 +242,21 @@ impl CnnReader {
             groups[index].insert(rest, t);
         }
         if prefixed && plain {
-            return Err("both ensemble (m0.) and single-network tensor names".into());
+            return Err(ModelError::MixedNames);
         }
         let temperature = match temperature.as_deref() {
             Some([t]) if *t > 0.0 => *t,
-            _ => return Err("no single positive temperature".into()),
+            _ => return Err(ModelError::Temperature),
         };
         let members = groups
             .into_iter()
             .enumerate()
-            .map(|(i, g)| Member::new(g).map_err(|e| format!("member {i}: {e}")))
+            .map(|(member, g)| {
+                Member::new(g).map_err(|source| ModelError::Member { member, source })
+            })
             .collect::<Result<Vec<_>, _>>()?;
         if members.is_empty() {
-            return Err("no network".into());
+            return Err(ModelError::Empty);
         }
         Ok(CnnReader {
             members,
@@ -607,7 +622,56 @@ mod tests {
         std::fs::write(&junk, b"not a model").expect("write");
         assert!(matches!(
             CnnReader::load(&junk),
-            Err(DigitsError::Model { .. })
+            Err(DigitsError::Model {
+                source: ModelError::Tensors(_),
+                ..
+            })
+        ));
+
+        let zeros = |shape: &[usize]| Tensor::zeros(shape, DType::F32, &Device::Cpu).unwrap();
+        let save = |name: &str, tensors: &[(&str, Tensor)]| {
+            let path = dir.path().join(name);
+            let map: HashMap<String, Tensor> = tensors
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.clone()))
+                .collect();
+            candle_core::safetensors::save(&map, &path).expect("save");
+            CnnReader::load(&path)
+        };
+        let t = Tensor::new(&[1.0f32], &Device::Cpu).unwrap();
+        assert!(matches!(
+            save(
+                "no-temperature.safetensors",
+                &[("c1.weight", zeros(&[16, 1, 3, 3]))]
+            ),
+            Err(DigitsError::Model {
+                source: ModelError::Temperature,
+                ..
+            })
+        ));
+        assert!(matches!(
+            save(
+                "mixed.safetensors",
+                &[
+                    ("temperature", t.clone()),
+                    ("c1.weight", zeros(&[16, 1, 3, 3])),
+                    ("m1.c1.weight", zeros(&[16, 1, 3, 3]))
+                ]
+            ),
+            Err(DigitsError::Model {
+                source: ModelError::MixedNames,
+                ..
+            })
+        ));
+        assert!(matches!(
+            save(
+                "gap.safetensors",
+                &[("temperature", t), ("m1.c1.weight", zeros(&[16, 1, 3, 3]))]
+            ),
+            Err(DigitsError::Model {
+                source: ModelError::Member { member: 0, .. },
+                ..
+            })
         ));
     }
 }

@@ -408,8 +408,7 @@ pub fn ensemble(
         all.insert("temperature".into(), Tensor::new(&[t], &Device::Cpu)?);
         Ok(all)
     };
-    let untempered = CnnReader::from_tensors(with_temperature(1.0)?, String::new())
-        .map_err(|e| anyhow::anyhow!(e))?;
+    let untempered = CnnReader::from_tensors(with_temperature(1.0)?, String::new())?;
 
     let val = validation_fold(mnist_dir)?;
     let val_cells = validation_cells(&val, 1);
