@@ -626,13 +626,7 @@ mod tests {
         let r = reg();
         let mut cells: Vec<CellReading> = "0000012345"
             .chars()
-            .map(|c| CellReading {
-                digit: c.to_digit(10).map(|d| d as u8),
-                confidence: 0.99,
-                second: None,
-                second_confidence: 0.0,
-                digit_probabilities: None,
-            })
+            .map(|c| CellReading::only(c.to_digit(10).map(|d| d as u8), 0.99))
             .collect();
         cells[6].digit = Some(9);
         cells[6].second = Some(2);
@@ -645,13 +639,7 @@ mod tests {
     fn read_as(digits: &str, confidence: f32) -> Vec<CellReading> {
         digits
             .bytes()
-            .map(|b| CellReading {
-                digit: Some(b - b'0'),
-                confidence,
-                second: None,
-                second_confidence: 0.0,
-                digit_probabilities: None,
-            })
+            .map(|b| CellReading::only(Some(b - b'0'), confidence))
             .collect()
     }
 

@@ -431,7 +431,7 @@ pub fn check_digit_rivals(scheme: CheckScheme, cells: &[CellReading]) -> f64 {
         .iter()
         .map(|c| std::array::from_fn(|d| c.odds_of(d as u8)))
         .collect();
-    let mut digits: Vec<u8> = read.clone();
+    let mut digits = read;
     let mut total = 0.0;
     rivals_from(scheme, &odds, &mut digits, 0, 3, 1.0, &mut total);
     total
@@ -528,16 +528,6 @@ mod tests {
         assert!(!check_digit_ok(CheckScheme::Mod11, "0306406152"));
     }
 
-    fn cell(d: Option<u8>, c: f32) -> CellReading {
-        CellReading {
-            digit: d,
-            confidence: c,
-            second: None,
-            second_confidence: 0.0,
-            digit_probabilities: None,
-        }
-    }
-
     fn mark(state: MarkState) -> MarkReading {
         MarkReading {
             ink: 0.0,
@@ -597,7 +587,7 @@ mod tests {
 
     fn digits(s: &str, c: f32) -> Vec<CellReading> {
         s.chars()
-            .map(|ch| cell(ch.to_digit(10).map(|d| d as u8), c))
+            .map(|ch| CellReading::only(ch.to_digit(10).map(|d| d as u8), c))
             .collect()
     }
 
@@ -638,13 +628,7 @@ mod tests {
         let cells = |digits: &str, c: f32| -> Vec<CellReading> {
             digits
                 .bytes()
-                .map(|b| CellReading {
-                    digit: Some(b - b'0'),
-                    confidence: c,
-                    second: None,
-                    second_confidence: 0.0,
-                    digit_probabilities: None,
-                })
+                .map(|b| CellReading::only(Some(b - b'0'), c))
                 .collect()
         };
         // 123456789018: check digit 8 over 12345678901 (the spec's example).
@@ -1023,7 +1007,7 @@ columns = [{ header = "宛名番号", value = "atena_no" }]
             );
         }
         let mut cells = digits("1234", 0.999);
-        cells[1] = cell(None, 0.0);
+        cells[1] = CellReading::only(None, 0.0);
         let got = validate_field(&f, &reading(FieldKind::Digits, cells, vec![]), 0.9);
         assert_eq!(
             (got.value, got.status),
@@ -1031,7 +1015,7 @@ columns = [{ header = "宛名番号", value = "atena_no" }]
         );
         // Nothing but an unreadable cell is not a blank field.
         let mut cells = digits("____", 0.999);
-        cells[0] = cell(None, 0.1);
+        cells[0] = CellReading::only(None, 0.1);
         let got = validate_field(&f, &reading(FieldKind::Digits, cells, vec![]), 0.9);
         assert_eq!(got.status, FieldStatus::Invalid);
         // A box missing from the reading is not a shorter number.

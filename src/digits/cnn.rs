@@ -273,28 +273,26 @@ impl CnnReader {
     }
 
     /// Calibrated class probabilities for normalised inputs.
-    pub fn probabilities(&self, inputs: &[Vec<f32>]) -> candle_core::Result<Vec<Vec<f32>>> {
-        Ok(self
-            .log_mean_probabilities(inputs)?
+    pub fn probabilities(&self, inputs: &[Vec<f32>]) -> Vec<Vec<f32>> {
+        self.log_mean_probabilities(inputs)
             .iter()
             .map(|l| softmax(l, self.temperature))
-            .collect())
+            .collect()
     }
 
     /// Log of the members' mean probability, before tempering: what the
     /// temperature is fitted on.
-    pub fn log_mean_probabilities(
-        &self,
-        inputs: &[Vec<f32>],
-    ) -> candle_core::Result<Vec<Vec<f32>>> {
-        let mut out = Vec::with_capacity(inputs.len());
+    pub fn log_mean_probabilities(&self, inputs: &[Vec<f32>]) -> Vec<Vec<f32>> {
         // Chunks bound the working memory (the im2col matrix of a chunk of
         // 32 cells is 7 MB) whatever the caller passes at once.
-        for chunk in inputs.chunks(32) {
-            let per_member: Vec<_> = self.members.iter().map(|m| m.fast.logits(chunk)).collect();
-            out.extend((0..chunk.len()).map(|i| log_mean(per_member.iter().map(|l| &l[i][..]))));
-        }
-        Ok(out)
+        inputs
+            .chunks(32)
+            .flat_map(|chunk| {
+                let per_member: Vec<_> =
+                    self.members.iter().map(|m| m.fast.logits(chunk)).collect();
+                log_mean_rows(&per_member)
+            })
+            .collect()
     }
 
     /// The same probabilities through candle's own layers: the reference
@@ -313,11 +311,9 @@ impl CnnReader {
             .iter()
             .map(|m| m.net.forward(&xs)?.to_vec2::<f32>())
             .collect::<candle_core::Result<Vec<_>>>()?;
-        Ok((0..inputs.len())
-            .map(|i| {
-                let l = log_mean(per_member.iter().map(|l| &l[i][..]));
-                softmax(&l, self.temperature)
-            })
+        Ok(log_mean_rows(&per_member)
+            .iter()
+            .map(|l| softmax(l, self.temperature))
             .collect())
     }
 }
@@ -332,6 +328,15 @@ impl Member {
         )?;
         Ok(Member { net, fast })
     }
+}
+
+/// Row by row, the log mean probability of every member's logits (one
+/// matrix of rows per member, all of the same length).
+fn log_mean_rows(per_member: &[Vec<Vec<f32>>]) -> Vec<Vec<f32>> {
+    let rows = per_member.first().map_or(0, Vec::len);
+    (0..rows)
+        .map(|i| log_mean(per_member.iter().map(|l| &l[i][..])))
+        .collect()
 }
 
 /// Log of the mean of the softmax probabilities of several logit rows,
@@ -385,15 +390,25 @@ pub fn reading_from(p: &[f32]) -> CellReading {
 /// held for review on their account.
 pub const BLANK_CONFIDENCE: f32 = 0.999;
 
+/// Readings of cells in order, from the probabilities of those that kept
+/// ink after cleaning; a cell cleaned to nothing is a certain blank.
+pub fn whole_readings(
+    kept_ink: impl IntoIterator<Item = bool>,
+    probs: impl IntoIterator<Item = Vec<f32>>,
+) -> Vec<CellReading> {
+    let mut probs = probs.into_iter();
+    kept_ink
+        .into_iter()
+        .map(|ink| match ink {
+            true => reading_from(&probs.next().expect("one row per cell with ink")),
+            false => certain_blank(),
+        })
+        .collect()
+}
+
 /// A cell that is empty after cleaning needs no model.
-pub fn certain_blank() -> CellReading {
-    CellReading {
-        digit: None,
-        confidence: BLANK_CONFIDENCE,
-        second: None,
-        second_confidence: 0.0,
-        digit_probabilities: None,
-    }
+fn certain_blank() -> CellReading {
+    CellReading::only(None, BLANK_CONFIDENCE)
 }
 
 impl DigitReader for CnnReader {
@@ -408,31 +423,10 @@ impl DigitReader for CnnReader {
     fn read_cells(&self, cells: &[GrayImage]) -> Vec<CellReading> {
         let inputs: Vec<Option<Vec<f32>>> = cells.iter().map(normalise).collect();
         let present: Vec<Vec<f32>> = inputs.iter().flatten().cloned().collect();
-        let probs = match self.probabilities(&present) {
-            Ok(p) => p,
-            Err(e) => {
-                // An inference failure must not read as a digit: zero confidence.
-                tracing::error!("digit model failed: {e}");
-                return cells
-                    .iter()
-                    .map(|_| CellReading {
-                        digit: None,
-                        confidence: 0.0,
-                        second: None,
-                        second_confidence: 0.0,
-                        digit_probabilities: None,
-                    })
-                    .collect();
-            }
-        };
-        let mut probs = probs.into_iter();
-        inputs
-            .iter()
-            .map(|i| match i {
-                Some(_) => reading_from(&probs.next().expect("one row per input")),
-                None => certain_blank(),
-            })
-            .collect()
+        whole_readings(
+            inputs.iter().map(Option::is_some),
+            self.probabilities(&present),
+        )
     }
 }
 
@@ -508,7 +502,7 @@ mod tests {
             .filter_map(|s| normalise(&render_sample(s, &mut rng)))
             .collect();
         assert!(inputs.len() >= 40);
-        let fast = reader.probabilities(&inputs).expect("fast");
+        let fast = reader.probabilities(&inputs);
         let reference = reader.reference_probabilities(&inputs).expect("candle");
         for (a, b) in fast.iter().zip(&reference) {
             assert_eq!(a.len(), CLASSES);
@@ -552,7 +546,7 @@ mod tests {
             t
         };
         let agree = |reader: &CnnReader, what: &str| -> Vec<Vec<f32>> {
-            let fast = reader.probabilities(&inputs).expect("fast");
+            let fast = reader.probabilities(&inputs);
             let reference = reader.reference_probabilities(&inputs).expect("candle");
             for (a, b) in fast.iter().zip(&reference) {
                 assert_eq!(a.len(), CLASSES);

@@ -32,6 +32,18 @@ pub struct CellReading {
 }
 
 impl CellReading {
+    /// A reading that names no runner-up: Tesseract's, a cell with no ink
+    /// left, a model that failed.
+    pub fn only(digit: Option<u8>, confidence: f32) -> CellReading {
+        CellReading {
+            digit,
+            confidence,
+            second: None,
+            second_confidence: 0.0,
+            digit_probabilities: None,
+        }
+    }
+
     /// Odds that the cell shows `digit` rather than what it was read as:
     /// the reader's own probability of that digit where it gives one for
     /// every digit; else its runner-up's, and for any other digit all that

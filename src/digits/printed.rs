@@ -19,13 +19,7 @@ impl DigitReader for PrintedReader {
     fn read_cell(&self, cell: &GrayImage) -> CellReading {
         let (w, h) = (cell.width() as usize, cell.height() as usize);
         let ink = remove_specks(&remove_border_lines(ink_map(cell), w, h), w, h);
-        let blank = CellReading {
-            digit: None,
-            confidence: 0.99,
-            second: None,
-            second_confidence: 0.0,
-            digit_probabilities: None,
-        };
+        let blank = CellReading::only(None, 0.99);
         if ink.iter().sum::<f32>() < w.min(h) as f32 * 0.5 {
             return blank;
         }
@@ -44,20 +38,8 @@ impl DigitReader for PrintedReader {
         let read = recognise(&frame, cw, ch, PageSegMode::PsmSingleChar)
             .or_else(|| recognise(&frame, cw, ch, PageSegMode::PsmSingleLine));
         match read {
-            Some((digit, conf)) => CellReading {
-                digit: Some(digit),
-                confidence: conf,
-                second: None,
-                second_confidence: 0.0,
-                digit_probabilities: None,
-            },
-            None => CellReading {
-                digit: None,
-                confidence: 0.0,
-                second: None,
-                second_confidence: 0.0,
-                digit_probabilities: None,
-            },
+            Some((digit, conf)) => CellReading::only(Some(digit), conf),
+            None => CellReading::only(None, 0.0),
         }
     }
 }
