@@ -371,7 +371,13 @@ pub fn era_date(era: Era, yy: u32, month: u32, day: u32) -> Option<NaiveDate> {
 
 pub fn check_digit_ok(scheme: CheckScheme, digits: &str) -> bool {
     let d: Vec<u32> = digits.chars().filter_map(|c| c.to_digit(10)).collect();
-    if d.len() != digits.len() || d.len() < 2 {
+    d.len() == digits.len() && check_digits_ok(scheme, &d)
+}
+
+/// [`check_digit_ok`] over digit values, for callers that already hold
+/// them (the rival search tries a hundred thousand numbers per field).
+fn check_digits_ok(scheme: CheckScheme, d: &[u32]) -> bool {
+    if d.len() < 2 {
         return false;
     }
     let (body, check) = d.split_at(d.len() - 1);
@@ -423,7 +429,11 @@ pub fn check_digit_ok(scheme: CheckScheme, digits: &str) -> bool {
 /// single misread but not every double one, so doubtful cells still need
 /// this to be small. Odds per cell: `CellReading::odds_of`.
 pub fn check_digit_rivals(scheme: CheckScheme, cells: &[CellReading]) -> f64 {
-    let Some(read) = cells.iter().map(|c| c.digit).collect::<Option<Vec<u8>>>() else {
+    let Some(read) = cells
+        .iter()
+        .map(|c| c.digit.map(u32::from))
+        .collect::<Option<Vec<u32>>>()
+    else {
         return f64::INFINITY;
     };
     // odds[i][d]: cell i shows d rather than what it was read as.
@@ -440,7 +450,7 @@ pub fn check_digit_rivals(scheme: CheckScheme, cells: &[CellReading]) -> f64 {
 fn rivals_from(
     scheme: CheckScheme,
     odds: &[[f64; 10]],
-    digits: &mut Vec<u8>,
+    digits: &mut [u32],
     start: usize,
     changes_left: usize,
     so_far: f64,
@@ -451,7 +461,7 @@ fn rivals_from(
     }
     for i in start..digits.len() {
         let original = digits[i];
-        for d in 0..10u8 {
+        for d in 0..10u32 {
             if d == original {
                 continue;
             }
@@ -460,8 +470,7 @@ fn rivals_from(
                 continue;
             }
             digits[i] = d;
-            let text: String = digits.iter().map(|&x| char::from(b'0' + x)).collect();
-            if check_digit_ok(scheme, &text) {
+            if check_digits_ok(scheme, digits) {
                 *total += o;
             }
             rivals_from(scheme, odds, digits, i + 1, changes_left - 1, o, total);
