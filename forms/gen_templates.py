@@ -47,6 +47,7 @@ class Side:
         self.id, self.code, self.read = sid, code, read
         self.texts = []
         self.fields = []
+        self.relations = []
 
     def text(self, text, x, y, size=LABEL):
         self.texts.append((text, r(x), r(y), size))
@@ -85,6 +86,12 @@ class Side:
             for o in f.get("options", []):
                 out += ["", "[[sides.fields.options]]", f"label = {q(o[0])}", f"code = {q(o[1])}",
                         f"x_mm = {r(o[2])}", f"y_mm = {r(o[3])}", f"size_mm = {CHECK}"]
+        for why, earlier, later, weeks, days in self.relations:
+            out += ["", f"# {why}", "[[sides.relations]]", f"earlier = {q(earlier)}",
+                    f"later = {q(later)}"]
+            if weeks:
+                out.append(f"plus_weeks_of = {q(weeks)}")
+            out.append(f"days = [{days[0]}, {days[1]}]")
         return out
 
 
@@ -196,6 +203,10 @@ def marks_and_header(title):
         "# picked on validation-fold pages (make bench-pages with BENCH_DIGITS=validation).",
         "vouch_cell_floor = 0.8",
         "vouch_max_rivals = 0.001",
+        "# Dates and weeks whose own rules and relations leave rival readings of at most",
+        "# these summed odds pass too: 0.005 is a quarter of the lowest limit that let a",
+        "# wrong date through on validation-fold pages (0.02).",
+        "rules_max_rivals = 0.005",
     ]
 
 
@@ -229,6 +240,11 @@ def pregnancy():
     s.text("（届出日現在）", 88.0, y + (BOX_H - 3.0) / 2, 3.0)
     y += 13.0
     date(s, "due_date", "出産予定日", y, 62.0, era="reiwa", min_confidence=UNCHECKED)
+    s.relations.append((
+        "The due date is 280 days (40 weeks) after the last period, and the weeks are those gone "
+        "on the notification day: due - notified + 7 x weeks = 280, give or take a week for "
+        "rounding and for when the weeks were counted.",
+        "notified_on", "due_date", "gestation_weeks", (273, 287)))
     y += 13.0
     y = choice(s, "fetus_count", "胎児数", "single", ["単胎", "多胎"], y, 62.0)
     y = choice(s, "first_pregnancy", "初産・経産", "single", ["初産", "経産"], y, 62.0)
@@ -326,6 +342,9 @@ def infant():
     date(back, "birth_date", "生年月日（お子さん）", y, 62.0, era="reiwa")
     y += 13.0
     date(back, "checkup_date", "受診日", y, 62.0, era="reiwa", min_confidence=UNCHECKED)
+    back.relations.append((
+        "An infant check-up is in the first year of life; a month's grace for a late visit.",
+        "birth_date", "checkup_date", None, (0, 400)))
     y += 13.0
     qs = [
         ("q_continue_raising", "この地域で、今後も子育てをしていきたいですか", "single",

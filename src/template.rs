@@ -74,6 +74,13 @@ pub struct Defaults {
     /// with a valid check digit) that vouching allows.
     #[serde(default = "default_vouch_max_rivals")]
     pub vouch_max_rivals: f64,
+    /// The same for dates and quantities, whose own rules and relations
+    /// vouch (a real date, the range, a due date 40 weeks on). A six-box
+    /// date passed by the plain threshold already carries up to about
+    /// 6 × (1 − threshold) of such odds, so this may be looser than the
+    /// identifiers' limit. Unset: `vouch_max_rivals`.
+    #[serde(default)]
+    pub rules_max_rivals: Option<f64>,
 }
 
 fn default_vouch_max_rivals() -> f64 {
@@ -90,6 +97,7 @@ impl Default for Defaults {
             checkbox_marked_ink: 0.10,
             vouch_cell_floor: None,
             vouch_max_rivals: default_vouch_max_rivals(),
+            rules_max_rivals: None,
         }
     }
 }
@@ -109,6 +117,25 @@ pub struct Side {
     pub texts: Vec<TextItem>,
     #[serde(default)]
     pub fields: Vec<Field>,
+    /// How dates on the side must agree with each other.
+    #[serde(default)]
+    pub relations: Vec<Relation>,
+}
+
+/// Two dates of one side that lie a known span apart:
+/// `later − earlier + 7 × weeks` (weeks from `plus_weeks_of`, else 0) is
+/// within `days`, both ends included. A reading that breaks it is sent to
+/// staff; a doubtful one that only its own reading satisfies is vouched
+/// for (`validate`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Relation {
+    pub earlier: String,
+    pub later: String,
+    /// A digits field holding weeks already gone at `earlier` (妊娠週数).
+    #[serde(default)]
+    pub plus_weeks_of: Option<String>,
+    pub days: [i64; 2],
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -481,6 +508,26 @@ impl Template {
                         return Err(bad(format!("choice field {} needs 2+ options", f.id)))
                     }
                     _ => {}
+                }
+            }
+            for r in &side.relations {
+                let kind_of = |id: &str| side.fields.iter().find(|f| f.id == id).map(|f| f.kind);
+                for (id, want) in [(&r.earlier, FieldKind::Date), (&r.later, FieldKind::Date)]
+                    .into_iter()
+                    .chain(r.plus_weeks_of.iter().map(|w| (w, FieldKind::Digits)))
+                {
+                    if kind_of(id) != Some(want) {
+                        return Err(bad(format!(
+                            "relation on side {} names {id}, which is not a {want:?} field there",
+                            side.id
+                        )));
+                    }
+                }
+                if r.days[0] > r.days[1] {
+                    return Err(bad(format!(
+                        "relation {} → {} has days {:?}, low above high",
+                        r.earlier, r.later, r.days
+                    )));
                 }
             }
         }

@@ -4,9 +4,10 @@
 //! it is confidently read and every rule of its kind holds; otherwise it
 //! carries a reason code that sends the page to staff.
 
-use crate::digits::CellReading;
 use crate::read::{FieldReading, MarkState, PageReading};
-use crate::template::{era_from_code, CheckScheme, Era, Field, FieldKind, Side, Template};
+use crate::template::{
+    era_from_code, CheckScheme, Era, Field, FieldKind, Relation, Side, Template,
+};
 use chrono::NaiveDate;
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -37,6 +38,8 @@ pub enum FieldStatus {
     CheckDigit,
     MultipleMarks,
     Missing,
+    /// Dates that break a relation between them (template `relations`).
+    Inconsistent,
 }
 
 impl FieldStatus {
@@ -49,6 +52,7 @@ impl FieldStatus {
             FieldStatus::CheckDigit => "check_digit",
             FieldStatus::MultipleMarks => "multiple_marks",
             FieldStatus::Missing => "missing",
+            FieldStatus::Inconsistent => "inconsistent",
         }
     }
 
@@ -107,39 +111,113 @@ impl ValidatedPage {
 pub const UNREADABLE_BELOW: f32 = 0.5;
 
 pub fn validate(template: &Template, side: &Side, reading: &PageReading) -> ValidatedPage {
-    let mut fields = BTreeMap::new();
-    let mut reasons = Vec::new();
-    for field in &side.fields {
-        let result = match reading.fields.iter().find(|r| r.id == field.id) {
-            Some(r) => {
-                let mut result = validate_field(field, r, field.threshold(&template.defaults));
-                if let (FieldStatus::LowConfidence, Some(scheme), Some(floor)) = (
-                    result.status,
-                    field.check,
-                    template.defaults.vouch_cell_floor,
-                ) {
-                    // A digit field's confidence is already its weakest cell.
-                    if result.confidence >= floor
-                        && check_digit_rivals(scheme, &r.cells)
-                            <= template.defaults.vouch_max_rivals
-                    {
-                        result.status = FieldStatus::Ok;
+    let read = |id: &str| reading.fields.iter().find(|r| r.id == id);
+    let mut fields: BTreeMap<String, FieldResult> = side
+        .fields
+        .iter()
+        .map(|field| {
+            let result = match read(&field.id) {
+                Some(r) => validate_field(field, r, field.threshold(&template.defaults)),
+                // The read stage reads every field; a hole here is a reading
+                // that cannot be trusted, never a blank answer.
+                None => FieldResult {
+                    value: serde_json::Value::Null,
+                    confidence: 0.0,
+                    status: FieldStatus::Invalid,
+                },
+            };
+            (field.id.clone(), result)
+        })
+        .collect();
+    let usable = |fields: &BTreeMap<String, FieldResult>, id: &str| {
+        fields
+            .get(id)
+            .is_some_and(|f| matches!(f.status, FieldStatus::Ok | FieldStatus::LowConfidence))
+    };
+    // Dates that contradict each other send every one of them to staff,
+    // however sure each cell was: one of them is misread or miswritten.
+    for rel in &side.relations {
+        let ids = relation_fields(rel);
+        if ids.iter().all(|id| usable(&fields, id)) {
+            if let Some(group) = Group::new(side, reading, &ids, std::slice::from_ref(rel)) {
+                if !group.holds(&group.read) {
+                    for id in &ids {
+                        if let Some(f) = fields.get_mut(*id) {
+                            f.status = FieldStatus::Inconsistent;
+                        }
                     }
                 }
-                result
             }
-            // The read stage reads every field; a hole here is a reading
-            // that cannot be trusted, never a blank answer.
-            None => FieldResult {
-                value: serde_json::Value::Null,
-                confidence: 0.0,
-                status: FieldStatus::Invalid,
-            },
-        };
-        reasons.extend(result.status.reason(&field.id));
-        fields.insert(field.id.clone(), result);
+        }
     }
+    for field in &side.fields {
+        let Some(result) = fields.get(&field.id) else {
+            continue;
+        };
+        let doubtful = result.status == FieldStatus::LowConfidence
+            && template
+                .defaults
+                .vouch_cell_floor
+                .is_some_and(|floor| result.confidence >= floor);
+        // A check digit is what lets sure-looking cells of an identifier
+        // pass at the lower digit threshold, yet it misses some single
+        // misreads (My Number gives 0 for both remainders 0 and 1): it is
+        // held to the rival limit however sure the cells are.
+        let checked = result.status == FieldStatus::Ok && field.check.is_some();
+        if !doubtful && !checked {
+            continue;
+        }
+        // The field's own rules, and every relation whose other fields were
+        // read, decide together how many misreads would still look valid.
+        let relations: Vec<Relation> = side
+            .relations
+            .iter()
+            .filter(|r| {
+                let ids = relation_fields(r);
+                ids.contains(&field.id.as_str()) && ids.iter().all(|id| usable(&fields, id))
+            })
+            .cloned()
+            .collect();
+        let mut ids = vec![field.id.as_str()];
+        for r in &relations {
+            for id in relation_fields(r) {
+                if !ids.contains(&id) {
+                    ids.push(id);
+                }
+            }
+        }
+        let group = Group::new(side, reading, &ids, &relations);
+        // Identifiers keep the register's limit; dates and quantities take
+        // theirs (see `Defaults::rules_max_rivals`).
+        let limit = if field.check.is_some() {
+            template.defaults.vouch_max_rivals
+        } else {
+            template
+                .defaults
+                .rules_max_rivals
+                .unwrap_or(template.defaults.vouch_max_rivals)
+        };
+        let vouched = group.is_some_and(|g| g.constrains() && g.rivals(limit) <= limit);
+        if let Some(f) = fields.get_mut(&field.id) {
+            if doubtful && vouched {
+                f.status = FieldStatus::Ok;
+            } else if checked && !vouched {
+                f.status = FieldStatus::LowConfidence;
+            }
+        }
+    }
+    let reasons = side
+        .fields
+        .iter()
+        .filter_map(|f| fields.get(&f.id).and_then(|r| r.status.reason(&f.id)))
+        .collect();
     ValidatedPage { fields, reasons }
+}
+
+fn relation_fields(r: &Relation) -> Vec<&str> {
+    let mut ids = vec![r.earlier.as_str(), r.later.as_str()];
+    ids.extend(r.plus_weeks_of.as_deref());
+    ids
 }
 
 /// One field.
@@ -215,17 +293,30 @@ fn box_count(field: &Field) -> usize {
 
 fn digits_value(field: &Field, r: &FieldReading) -> (serde_json::Value, FieldStatus) {
     let cells = cells_of(r);
+    let body = match digits_body(field, &cells) {
+        Ok(body) => body,
+        Err(FieldStatus::Missing) => return (serde_json::Value::Null, FieldStatus::Missing),
+        Err(status) => return (serde_json::Value::String(shown(&cells)), status),
+    };
+    let value = serde_json::Value::String(shown(body));
+    match number_rules(field, body) {
+        Ok(_) => (value, FieldStatus::Ok),
+        Err(status) => (value, status),
+    }
+}
+
+/// The boxes a digit field's number is written in, or why there is none.
+/// Identifiers must fill every box. A quantity (a field with a range, like
+/// gestation weeks) may leave one end box empty: "9" is written in either
+/// box of two, and the blank cell's own confidence still counts.
+fn digits_body<'c>(field: &Field, cells: &'c [Cell]) -> Result<&'c [Cell], FieldStatus> {
     if cells.iter().all(|c| *c == Cell::Blank) {
-        return (serde_json::Value::Null, FieldStatus::Missing);
+        return Err(FieldStatus::Missing);
     }
-    let raw = serde_json::Value::String(shown(&cells));
     if cells.len() != box_count(field) || cells.contains(&Cell::Unreadable) {
-        return (raw, FieldStatus::Invalid);
+        return Err(FieldStatus::Invalid);
     }
-    // Identifiers must fill every box. A quantity (a field with a range,
-    // like gestation weeks) may leave one end box empty: "9" is written in
-    // either box of two, and the blank cell's own confidence still counts.
-    let mut body: &[Cell] = &cells;
+    let mut body = cells;
     if field.range.is_some() && cells.len() >= 2 {
         if body[0] == Cell::Blank {
             body = &body[1..];
@@ -234,47 +325,85 @@ fn digits_value(field: &Field, r: &FieldReading) -> (serde_json::Value, FieldSta
         }
     }
     if body.contains(&Cell::Blank) {
-        return (raw, FieldStatus::Invalid);
+        return Err(FieldStatus::Invalid);
     }
-    let digits = shown(body);
-    let value = serde_json::Value::String(digits.clone());
-    if let Some([lo, hi]) = field.range {
-        let n: u32 = digits.parse().unwrap_or(u32::MAX);
-        if n < lo || n > hi {
-            return (value, FieldStatus::Invalid);
+    Ok(body)
+}
+
+/// A number's range and check digit; its value when it has a range.
+fn number_rules(field: &Field, body: &[Cell]) -> Result<Option<u32>, FieldStatus> {
+    let mut digits = [0u32; 32];
+    if body.len() > digits.len() {
+        return Err(FieldStatus::Invalid);
+    }
+    for (d, c) in digits.iter_mut().zip(body) {
+        if let Cell::Digit(x) = c {
+            *d = u32::from(*x);
         }
+    }
+    let digits = &digits[..body.len()];
+    let mut number = None;
+    if let Some([lo, hi]) = field.range {
+        let n = digits.iter().fold(0u64, |n, &d| {
+            (n * 10 + u64::from(d)).min(u64::from(u32::MAX))
+        });
+        if n < u64::from(lo) || n > u64::from(hi) {
+            return Err(FieldStatus::Invalid);
+        }
+        number = Some(n as u32);
     }
     if let Some(scheme) = field.check {
-        if !check_digit_ok(scheme, &digits) {
-            return (value, FieldStatus::CheckDigit);
+        if !check_digits_ok(scheme, digits) {
+            return Err(FieldStatus::CheckDigit);
         }
     }
-    (value, FieldStatus::Ok)
+    Ok(number)
+}
+
+/// Which era a date is in: the printed one, else exactly one ticked box. An
+/// era is never guessed from the year, because 平成2 and 令和2 are both
+/// plausible.
+fn era_of(field: &Field, r: &FieldReading) -> Result<Era, FieldStatus> {
+    if let Some(e) = field.era {
+        return Ok(e);
+    }
+    match marked_indices(r).as_slice() {
+        [i] => field
+            .options
+            .get(*i)
+            .and_then(|o| era_from_code(&o.code))
+            .ok_or(FieldStatus::Invalid),
+        [] if r.marks.iter().any(|m| m.state == MarkState::Uncertain) => {
+            Err(FieldStatus::LowConfidence)
+        }
+        [] => Err(FieldStatus::Invalid),
+        _ => Err(FieldStatus::MultipleMarks),
+    }
+}
+
+/// Six boxes YY MM DD as a date of `era`, when they make one.
+fn date_of(era: Era, cells: &[Cell]) -> Option<NaiveDate> {
+    let mut d = [0u32; 6];
+    if cells.len() != d.len() {
+        return None;
+    }
+    for (d, c) in d.iter_mut().zip(cells) {
+        match c {
+            Cell::Digit(x) => *d = u32::from(*x),
+            _ => return None,
+        }
+    }
+    era_date(era, d[0] * 10 + d[1], d[2] * 10 + d[3], d[4] * 10 + d[5])
 }
 
 fn date_value(field: &Field, r: &FieldReading) -> (serde_json::Value, FieldStatus) {
     let cells = cells_of(r);
     let digits_blank = cells.iter().all(|c| *c == Cell::Blank);
-    let marked = marked_indices(r);
     let uncertain = r.marks.iter().any(|m| m.state == MarkState::Uncertain);
-    if digits_blank && marked.is_empty() && !uncertain {
+    if digits_blank && marked_indices(r).is_empty() && !uncertain {
         return (serde_json::Value::Null, FieldStatus::Missing);
     }
-    // Which era: the printed one, else exactly one ticked box. An era is
-    // never guessed from the year, because 平成2 and 令和2 are both plausible.
-    let era = match field.era {
-        Some(e) => Ok(e),
-        None => match marked.as_slice() {
-            [i] => field
-                .options
-                .get(*i)
-                .and_then(|o| era_from_code(&o.code))
-                .ok_or(FieldStatus::Invalid),
-            [] if uncertain => Err(FieldStatus::LowConfidence),
-            [] => Err(FieldStatus::Invalid),
-            _ => Err(FieldStatus::MultipleMarks),
-        },
-    };
+    let era = era_of(field, r);
     let era_label = era.map(Era::label).unwrap_or("?");
     let s = shown(&cells);
     let raw = if cells.len() == 6 {
@@ -287,18 +416,7 @@ fn date_value(field: &Field, r: &FieldReading) -> (serde_json::Value, FieldStatu
         Ok(e) => e,
         Err(status) => return (raw, status),
     };
-    let digits: Vec<u32> = cells
-        .iter()
-        .filter_map(|c| match c {
-            Cell::Digit(d) => Some(*d as u32),
-            _ => None,
-        })
-        .collect();
-    if cells.len() != 6 || digits.len() != 6 {
-        return (raw, FieldStatus::Invalid);
-    }
-    let n = |i: usize| digits[i] * 10 + digits[i + 1];
-    match era_date(era, n(0), n(2), n(4)) {
+    match date_of(era, &cells) {
         Some(d) => (
             serde_json::Value::String(d.format("%Y-%m-%d").to_string()),
             FieldStatus::Ok,
@@ -423,59 +541,178 @@ fn check_digits_ok(scheme: CheckScheme, d: &[u32]) -> bool {
     check[0] == expected
 }
 
-/// The summed odds, against the digits as read, of every other number
-/// within three misread cells that also has a valid check digit: how
-/// likely the check digit is to pass a misread. A check digit catches any
-/// single misread but not every double one, so doubtful cells still need
-/// this to be small. Odds per cell: `CellReading::odds_of`.
-pub fn check_digit_rivals(scheme: CheckScheme, cells: &[CellReading]) -> f64 {
-    let Some(read) = cells
-        .iter()
-        .map(|c| c.digit.map(u32::from))
-        .collect::<Option<Vec<u32>>>()
-    else {
-        return f64::INFINITY;
-    };
-    // odds[i][d]: cell i shows d rather than what it was read as.
-    let odds: Vec<[f64; 10]> = cells
-        .iter()
-        .map(|c| std::array::from_fn(|d| c.odds_of(d as u8)))
-        .collect();
-    let mut digits = read;
-    let mut total = 0.0;
-    rivals_from(scheme, &odds, &mut digits, 0, 3, 1.0, &mut total);
-    total
+/// Fields whose cells are searched together for rival readings: every
+/// reading within three misread cells of what was read under which each
+/// field's own rules (a real date, the range, the check digit) and the
+/// relations between them still hold. Their summed odds against the reading
+/// say how likely the rules are to pass a misread: any single misread of a
+/// check digit is caught but not every double one, a month's tens digit can
+/// only be 0 or 1, and a due date must sit 40 weeks from the notification
+/// less the weeks already gone. Odds per cell: `CellReading::odds_of`.
+struct Group<'a> {
+    members: Vec<Member<'a>>,
+    /// Indices into `members`: earlier, later, weeks; the allowed days.
+    relations: Vec<(usize, usize, Option<usize>, [i64; 2])>,
+    /// Every member's cells, end to end, as read.
+    read: Vec<Cell>,
+    /// odds[i][d]: cell i shows d rather than what it was read as.
+    odds: Vec<[f64; 10]>,
 }
 
-fn rivals_from(
-    scheme: CheckScheme,
-    odds: &[[f64; 10]],
-    digits: &mut [u32],
-    start: usize,
-    changes_left: usize,
-    so_far: f64,
-    total: &mut f64,
-) {
-    if changes_left == 0 {
-        return;
-    }
-    for i in start..digits.len() {
-        let original = digits[i];
-        for d in 0..10u32 {
-            if d == original {
-                continue;
-            }
-            let o = so_far * odds[i][d as usize];
-            if o < 1e-12 {
-                continue;
-            }
-            digits[i] = d;
-            if check_digits_ok(scheme, digits) {
-                *total += o;
-            }
-            rivals_from(scheme, odds, digits, i + 1, changes_left - 1, o, total);
+struct Member<'a> {
+    field: &'a Field,
+    era: Option<Era>,
+    cells: std::ops::Range<usize>,
+}
+
+#[derive(Clone, Copy)]
+enum Parsed {
+    Date(NaiveDate),
+    Number(Option<u32>),
+}
+
+/// Enough for any side's related fields; a larger group is not searched.
+const MAX_GROUP: usize = 8;
+
+impl<'a> Group<'a> {
+    /// `None` when a field is missing from the side or the reading, or a
+    /// date's era is not known for certain (the search only changes digits).
+    fn new(
+        side: &'a Side,
+        reading: &PageReading,
+        ids: &[&str],
+        relations: &[Relation],
+    ) -> Option<Group<'a>> {
+        if ids.len() > MAX_GROUP {
+            return None;
         }
-        digits[i] = original;
+        let mut members = Vec::with_capacity(ids.len());
+        let mut read = Vec::new();
+        let mut odds = Vec::new();
+        for id in ids {
+            let field = side.fields.iter().find(|f| f.id == *id)?;
+            let r = reading.fields.iter().find(|r| r.id == *id)?;
+            let era = match field.kind {
+                FieldKind::Date => Some(era_of(field, r).ok()?),
+                FieldKind::Digits => None,
+                FieldKind::Single | FieldKind::Multi => return None,
+            };
+            let start = read.len();
+            read.extend(cells_of(r));
+            odds.extend(
+                r.cells
+                    .iter()
+                    .map(|c| std::array::from_fn(|d| c.odds_of(d as u8))),
+            );
+            members.push(Member {
+                field,
+                era,
+                cells: start..read.len(),
+            });
+        }
+        let index = |id: &str| members.iter().position(|m| m.field.id == id);
+        let relations = relations
+            .iter()
+            .map(|r| {
+                let weeks = match &r.plus_weeks_of {
+                    Some(w) => Some(index(w)?),
+                    None => None,
+                };
+                Some((index(&r.earlier)?, index(&r.later)?, weeks, r.days))
+            })
+            .collect::<Option<Vec<_>>>()?;
+        Some(Group {
+            members,
+            relations,
+            read,
+            odds,
+        })
+    }
+
+    /// Whether anything here can catch a misread at all.
+    fn constrains(&self) -> bool {
+        !self.relations.is_empty()
+            || self.members.iter().any(|m| {
+                m.field.kind == FieldKind::Date
+                    || m.field.range.is_some()
+                    || m.field.check.is_some()
+            })
+    }
+
+    fn holds(&self, cells: &[Cell]) -> bool {
+        let mut parsed = [Parsed::Number(None); MAX_GROUP];
+        for (p, m) in parsed.iter_mut().zip(&self.members) {
+            let cells = &cells[m.cells.clone()];
+            *p = match m.era {
+                Some(era) => match date_of(era, cells) {
+                    Some(d) => Parsed::Date(d),
+                    None => return false,
+                },
+                None => match digits_body(m.field, cells).and_then(|b| number_rules(m.field, b)) {
+                    Ok(n) => Parsed::Number(n),
+                    Err(_) => return false,
+                },
+            };
+        }
+        self.relations.iter().all(|&(e, l, w, [lo, hi])| {
+            let (Parsed::Date(earlier), Parsed::Date(later)) = (parsed[e], parsed[l]) else {
+                return false;
+            };
+            let weeks = match w.map(|w| parsed[w]) {
+                None => 0,
+                Some(Parsed::Number(Some(n))) => i64::from(n),
+                Some(_) => return false,
+            };
+            (lo..=hi).contains(&((later - earlier).num_days() + 7 * weeks))
+        })
+    }
+
+    /// The rivals' summed odds, counted until they pass `limit`; infinite
+    /// when the reading itself breaks the rules.
+    fn rivals(&self, limit: f64) -> f64 {
+        if !self.holds(&self.read) {
+            return f64::INFINITY;
+        }
+        let mut cells = self.read.clone();
+        let mut total = 0.0;
+        self.search(&mut cells, 0, 3, 1.0, &mut total, limit);
+        total
+    }
+
+    fn search(
+        &self,
+        cells: &mut [Cell],
+        start: usize,
+        changes_left: usize,
+        so_far: f64,
+        total: &mut f64,
+        limit: f64,
+    ) {
+        if changes_left == 0 {
+            return;
+        }
+        for i in start..cells.len() {
+            // Blank and unreadable boxes stay as read: their own confidence
+            // is already held to the floor.
+            let Cell::Digit(original) = cells[i] else {
+                continue;
+            };
+            for d in 0..10u8 {
+                if *total > limit {
+                    return;
+                }
+                let o = so_far * self.odds[i][usize::from(d)];
+                if d == original || o < 1e-12 {
+                    continue;
+                }
+                cells[i] = Cell::Digit(d);
+                if self.holds(cells) {
+                    *total += o;
+                }
+                self.search(cells, i + 1, changes_left - 1, o, total, limit);
+            }
+            cells[i] = Cell::Digit(original);
+        }
     }
 }
 
@@ -630,6 +867,28 @@ mod tests {
             (got.value, got.status),
             (serde_json::json!(2), FieldStatus::Ok)
         );
+    }
+
+    /// The rival odds a lone digits field with a check digit leaves.
+    fn check_digit_rivals(scheme: CheckScheme, cells: &[CellReading]) -> f64 {
+        let mut f = field(FieldKind::Digits, cells.len(), 0);
+        f.check = Some(scheme);
+        let side = Side {
+            id: "s".into(),
+            code: 1,
+            read: true,
+            texts: vec![],
+            fields: vec![f],
+            relations: vec![],
+        };
+        let page = PageReading {
+            form: "t".into(),
+            side: "s".into(),
+            fields: vec![reading(FieldKind::Digits, cells.to_vec(), vec![])],
+        };
+        Group::new(&side, &page, &["f"], &[])
+            .expect("the field is on the side and read")
+            .rivals(f64::INFINITY)
     }
 
     #[test]
@@ -1141,6 +1400,7 @@ columns = [{ header = "宛名番号", value = "atena_no" }]
             read: true,
             texts: vec![],
             fields: vec![weeks, answer, optional, atena],
+            relations: vec![],
         };
         let template = Template {
             id: "t".into(),
@@ -1219,6 +1479,195 @@ columns = [{ header = "宛名番号", value = "atena_no" }]
         assert_eq!(v.fields["atena_no"].value, serde_json::json!("1234"));
         let json = serde_json::to_value(&v.fields["gestation_weeks"]).unwrap();
         assert_eq!(json["status"], "invalid");
+    }
+
+    /// 届出日, 妊娠週数 and 出産予定日 tied as on the pregnancy form:
+    /// due − notified + 7 × weeks within 280 ± 7 days.
+    fn pregnancy_side() -> Template {
+        let boxes = |y: f64, n: &str| {
+            format!(
+                "boxes = {{ x_mm = 50.0, y_mm = {y}, w_mm = 5.5, h_mm = 7.5, gap_mm = 1.5, groups = [{n}] }}"
+            )
+        };
+        let text = format!(
+            r#"
+id = "t"
+title = "テスト"
+version = "1"
+[page]
+width_mm = 210.0
+height_mm = 297.0
+[marks]
+size_mm = 6.0
+centres_mm = [[12.0, 12.0], [198.0, 12.0], [12.0, 285.0], [198.0, 285.0]]
+[id_code]
+x_mm = 81.0
+y_mm = 9.0
+cell_mm = 3.0
+[defaults]
+digit_confidence = 0.98
+checkbox_confidence = 0.8
+checkbox_empty_ink = 0.04
+checkbox_marked_ink = 0.10
+vouch_cell_floor = 0.8
+vouch_max_rivals = 0.001
+rules_max_rivals = 0.005
+[[sides]]
+id = "t"
+code = 9
+read = true
+[[sides.fields]]
+id = "notified_on"
+label = "届出日"
+kind = "date"
+label_at_mm = [10.0, 10.0]
+era = "reiwa"
+min_confidence = 0.998
+{}
+[[sides.fields]]
+id = "gestation_weeks"
+label = "妊娠週数"
+kind = "digits"
+label_at_mm = [10.0, 20.0]
+range = [4, 42]
+min_confidence = 0.998
+{}
+[[sides.fields]]
+id = "due_date"
+label = "出産予定日"
+kind = "date"
+label_at_mm = [10.0, 30.0]
+era = "reiwa"
+min_confidence = 0.998
+{}
+[[sides.relations]]
+earlier = "notified_on"
+later = "due_date"
+plus_weeks_of = "gestation_weeks"
+days = [273, 287]
+[output]
+columns = [{{ header = "届出日", value = "notified_on" }}]
+"#,
+            boxes(10.0, "2, 2, 2"),
+            boxes(20.0, "2"),
+            boxes(30.0, "2, 2, 2")
+        );
+        let t: Template = toml::from_str(&text).unwrap();
+        t.check().unwrap();
+        t
+    }
+
+    /// Sure cells, except `doubt`: (field, cell, probability of the digit
+    /// read, the digit it might be instead).
+    fn pregnancy_page(values: [&str; 3], doubt: Option<(&str, usize, f32, u8)>) -> PageReading {
+        let ids = ["notified_on", "gestation_weeks", "due_date"];
+        let fields = ids
+            .iter()
+            .zip(values)
+            .map(|(id, v)| {
+                let cells = v
+                    .bytes()
+                    .enumerate()
+                    .map(|(i, b)| {
+                        let read = b - b'0';
+                        let (p, alt) = match doubt {
+                            Some((f, cell, p, alt)) if f == *id && cell == i => (p, alt),
+                            _ => (0.9999, (read + 1) % 10),
+                        };
+                        let mut all = [0.0f32; 10];
+                        all[usize::from(read)] = p;
+                        all[usize::from(alt)] = 1.0 - p;
+                        CellReading {
+                            digit: Some(read),
+                            confidence: p,
+                            second: Some(alt),
+                            second_confidence: 1.0 - p,
+                            digit_probabilities: Some(all),
+                        }
+                    })
+                    .collect();
+                FieldReading {
+                    id: (*id).into(),
+                    kind: if *id == "gestation_weeks" {
+                        FieldKind::Digits
+                    } else {
+                        FieldKind::Date
+                    },
+                    cells,
+                    marks: vec![],
+                    image: image::GrayImage::new(1, 1),
+                }
+            })
+            .collect();
+        PageReading {
+            form: "t".into(),
+            side: "t".into(),
+            fields,
+        }
+    }
+
+    #[test]
+    fn related_dates_vouch_only_for_misreads_they_would_catch() {
+        let t = pregnancy_side();
+        let side = &t.sides[0];
+        // 令和8年6月7日, 11 weeks, due 令和8年12月25日: 201 + 77 = 278 days.
+        let values = ["080607", "11", "081225"];
+        let status = |doubt| {
+            let v = validate(&t, side, &pregnancy_page(values, doubt));
+            ["notified_on", "gestation_weeks", "due_date"].map(|id| v.fields[id].status)
+        };
+        use FieldStatus::{Inconsistent, LowConfidence, Ok};
+        assert_eq!(status(None), [Ok, Ok, Ok]);
+        // A month's tens digit is 0 or 1; 6 would make month 66.
+        assert_eq!(status(Some(("notified_on", 2, 0.9, 6))), [Ok, Ok, Ok]);
+        // 11 → 41 weeks is in range but would put the due date 30 weeks
+        // too early.
+        assert_eq!(status(Some(("gestation_weeks", 0, 0.9, 4))), [Ok, Ok, Ok]);
+        // The day's units digit: 7 → 1 moves the notification six days,
+        // which the week's slack absorbs, so the rules cannot tell.
+        assert_eq!(
+            status(Some(("notified_on", 5, 0.9, 1))),
+            [LowConfidence, Ok, Ok]
+        );
+        // Rival odds under and over the limit decide: 0.002 and 0.01 from
+        // the doubtful cell, on top of what the sure cells leave.
+        assert_eq!(status(Some(("notified_on", 5, 0.998, 1))), [Ok, Ok, Ok]);
+        assert_eq!(
+            status(Some(("notified_on", 5, 0.99, 1))),
+            [LowConfidence, Ok, Ok]
+        );
+        // Below the cell floor nothing is vouched for.
+        assert_eq!(
+            status(Some(("notified_on", 2, 0.7, 6))),
+            [LowConfidence, Ok, Ok]
+        );
+        // Sure readings that break the relation all go to staff.
+        let v = validate(&t, side, &pregnancy_page(["080607", "21", "081225"], None));
+        assert_eq!(
+            ["notified_on", "gestation_weeks", "due_date"].map(|id| v.fields[id].status),
+            [Inconsistent, Inconsistent, Inconsistent]
+        );
+        assert_eq!(
+            v.reasons,
+            [
+                "inconsistent:notified_on",
+                "inconsistent:gestation_weeks",
+                "inconsistent:due_date"
+            ]
+        );
+    }
+
+    #[test]
+    fn a_relation_must_name_fields_of_the_right_kind() {
+        let mut t = pregnancy_side();
+        t.sides[0].relations[0].plus_weeks_of = Some("due_date".into());
+        assert!(t.check().is_err());
+        let mut t = pregnancy_side();
+        t.sides[0].relations[0].earlier = "nowhere".into();
+        assert!(t.check().is_err());
+        let mut t = pregnancy_side();
+        t.sides[0].relations[0].days = [287, 273];
+        assert!(t.check().is_err());
     }
 
     #[test]
