@@ -1087,6 +1087,57 @@ columns = [{ header = "宛名番号", value = "atena_no" }]
     }
 
     #[test]
+    fn a_sure_my_number_the_check_digit_cannot_tell_from_a_rival_goes_to_staff() {
+        use MarkState::{Empty, Marked};
+        let t = page_template();
+        let side = &t.sides[0];
+        let sure = |d: u8, p: f32, alt: u8| {
+            let mut all = [0.0f32; 10];
+            all[usize::from(d)] = p;
+            all[usize::from(alt)] = 1.0 - p;
+            CellReading {
+                digit: Some(d),
+                confidence: p,
+                second: Some(alt),
+                second_confidence: 1.0 - p,
+                digit_probabilities: Some(all),
+            }
+        };
+        // Written 957144436230, the third cell read as 4 at 0.9897: both
+        // numbers have check digit 0 (remainders 1 and 0), so the check
+        // digit cannot catch it although every cell clears the threshold.
+        assert!(check_digit_ok(CheckScheme::MyNumber, "957144436230"));
+        assert!(check_digit_ok(CheckScheme::MyNumber, "954144436230"));
+        let cells = |number: &str, third: f32| -> Vec<CellReading> {
+            number
+                .bytes()
+                .enumerate()
+                .map(|(i, b)| {
+                    let d = b - b'0';
+                    if i == 2 {
+                        sure(d, third, 7)
+                    } else {
+                        sure(d, 0.99999, (d + 5) % 10)
+                    }
+                })
+                .collect()
+        };
+        let status = |number: &str, third: f32| {
+            let mut p = page("0012", "640107", [Marked, Empty, Empty], number);
+            p.fields[2].cells = cells(number, third);
+            validate(&t, side, &p).fields["my_number"].status
+        };
+        assert_eq!(status("954144436230", 0.9897), FieldStatus::LowConfidence);
+        // Check digit 8: no single misread passes it, and sure cells do.
+        assert_eq!(status("123456789018", 0.99999), FieldStatus::Ok);
+        // Check digit 0: most of the eleven other cells have a digit that
+        // keeps it valid, and the least odds a cell is given (1e-4) summed
+        // over them already exceed the limit, so such a number goes to
+        // staff however sure its cells are.
+        assert_eq!(status("954144436230", 0.99999), FieldStatus::LowConfidence);
+    }
+
+    #[test]
     fn a_clean_page_passes_and_exposes_its_keys() {
         use MarkState::{Empty, Marked};
         let t = page_template();
