@@ -745,23 +745,12 @@ pub fn quarantine(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::template::TEST_TEMPLATE_HEAD;
     use std::os::unix::fs::PermissionsExt;
 
     fn template() -> Template {
-        let text = r#"
-id = "t"
-title = "テスト"
-version = "1"
-[page]
-width_mm = 210.0
-height_mm = 297.0
-[marks]
-size_mm = 6.0
-centres_mm = [[12.0, 12.0], [198.0, 12.0], [12.0, 285.0], [198.0, 285.0]]
-[id_code]
-x_mm = 81.0
-y_mm = 9.0
-cell_mm = 3.0
+        let text = TEST_TEMPLATE_HEAD.to_owned()
+            + r#"
 [[sides]]
 id = "t"
 code = 9
@@ -788,7 +777,7 @@ boxes = { x_mm = 50.0, y_mm = 70.0, w_mm = 5.5, h_mm = 7.5, gap_mm = 1.5, groups
 [output]
 columns = [{ header = "宛名番号", value = "atena_no" }, { header = "回答", value = "q" }, { header = "個人番号", value = "my_number" }, { header = "元ファイル", value = "@source" }]
 "#;
-        let t: Template = toml::from_str(text).unwrap();
+        let t: Template = toml::from_str(&text).unwrap();
         t.check().unwrap();
         t
     }

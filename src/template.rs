@@ -340,6 +340,24 @@ pub enum TemplateError {
     Invalid { form: String, problem: String },
 }
 
+/// The top of a one-sided A4 test template (id `t`), for tests that only
+/// care about its sides.
+#[cfg(test)]
+pub const TEST_TEMPLATE_HEAD: &str = r#"id = "t"
+title = "テスト"
+version = "1"
+[page]
+width_mm = 210.0
+height_mm = 297.0
+[marks]
+size_mm = 6.0
+centres_mm = [[12.0, 12.0], [198.0, 12.0], [12.0, 285.0], [198.0, 285.0]]
+[id_code]
+x_mm = 81.0
+y_mm = 9.0
+cell_mm = 3.0
+"#;
+
 /// Number of cells in an id code strip.
 pub const ID_CODE_BITS: usize = 16;
 

@@ -733,7 +733,7 @@ mod tests {
     use super::*;
     use crate::digits::CellReading;
     use crate::read::MarkReading;
-    use crate::template::{BoxRow, Choice, DigitSource};
+    use crate::template::{BoxRow, Choice, DigitSource, TEST_TEMPLATE_HEAD};
 
     fn d(y: i32, m: u32, dd: u32) -> Option<NaiveDate> {
         NaiveDate::from_ymd_opt(y, m, dd)
@@ -1012,20 +1012,8 @@ mod tests {
         assert_eq!(got.status, FieldStatus::MultipleMarks);
     }
     fn page_template() -> Template {
-        let text = r#"
-id = "t"
-title = "テスト"
-version = "1"
-[page]
-width_mm = 210.0
-height_mm = 297.0
-[marks]
-size_mm = 6.0
-centres_mm = [[12.0, 12.0], [198.0, 12.0], [12.0, 285.0], [198.0, 285.0]]
-[id_code]
-x_mm = 81.0
-y_mm = 9.0
-cell_mm = 3.0
+        let text = TEST_TEMPLATE_HEAD.to_owned()
+            + r#"
 [[sides]]
 id = "t"
 code = 9
@@ -1054,7 +1042,7 @@ boxes = { x_mm = 50.0, y_mm = 70.0, w_mm = 5.5, h_mm = 7.5, gap_mm = 1.5, groups
 [output]
 columns = [{ header = "宛名番号", value = "atena_no" }]
 "#;
-        toml::from_str(text).unwrap()
+        toml::from_str(&text).unwrap()
     }
 
     fn page(atena: &str, birth: &str, era: [MarkState; 3], my_number: &str) -> PageReading {
@@ -1540,21 +1528,9 @@ columns = [{ header = "宛名番号", value = "atena_no" }]
                 "boxes = {{ x_mm = 50.0, y_mm = {y}, w_mm = 5.5, h_mm = 7.5, gap_mm = 1.5, groups = [{n}] }}"
             )
         };
-        let text = format!(
-            r#"
-id = "t"
-title = "テスト"
-version = "1"
-[page]
-width_mm = 210.0
-height_mm = 297.0
-[marks]
-size_mm = 6.0
-centres_mm = [[12.0, 12.0], [198.0, 12.0], [12.0, 285.0], [198.0, 285.0]]
-[id_code]
-x_mm = 81.0
-y_mm = 9.0
-cell_mm = 3.0
+        let text = TEST_TEMPLATE_HEAD.to_owned()
+            + &format!(
+                r#"
 [defaults]
 digit_confidence = 0.98
 checkbox_confidence = 0.8
@@ -1599,10 +1575,10 @@ days = [273, 287]
 [output]
 columns = [{{ header = "届出日", value = "notified_on" }}]
 "#,
-            boxes(10.0, "2, 2, 2"),
-            boxes(20.0, "2"),
-            boxes(30.0, "2, 2, 2")
-        );
+                boxes(10.0, "2, 2, 2"),
+                boxes(20.0, "2"),
+                boxes(30.0, "2, 2, 2")
+            );
         let t: Template = toml::from_str(&text).unwrap();
         t.check().unwrap();
         t
