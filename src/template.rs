@@ -75,10 +75,10 @@ pub struct Defaults {
     #[serde(default = "default_vouch_max_rivals")]
     pub vouch_max_rivals: f64,
     /// The same for dates and quantities, whose own rules and relations
-    /// vouch (a real date, the range, a due date 40 weeks on). A six-box
-    /// date passed by the plain threshold already carries up to about
-    /// 6 × (1 − threshold) of such odds, so this may be looser than the
-    /// identifiers' limit. Unset: `vouch_max_rivals`.
+    /// vouch (a real date, the range, a due date 40 weeks on). Unset:
+    /// `vouch_max_rivals`, as in the shipped templates, since the limit is
+    /// about the chance each vouched field is wrong and 0.005 let wrong
+    /// dates through (forms/README.md).
     #[serde(default)]
     pub rules_max_rivals: Option<f64>,
 }

@@ -154,7 +154,15 @@ pub fn validate(template: &Template, side: &Side, reading: &PageReading) -> Vali
         let Some(result) = fields.get(&field.id) else {
             continue;
         };
+        // The search changes digits only, so a doubtful box (an era tick)
+        // is never vouched for.
+        let boxes_sure = read(&field.id).is_some_and(|r| {
+            r.marks
+                .iter()
+                .all(|m| m.confidence >= field.threshold(&template.defaults))
+        });
         let doubtful = result.status == FieldStatus::LowConfidence
+            && boxes_sure
             && template
                 .defaults
                 .vouch_cell_floor
@@ -1123,6 +1131,28 @@ columns = [{ header = "宛名番号", value = "atena_no" }]
         // over them already exceed the limit, so such a number goes to
         // staff however sure its cells are.
         assert_eq!(status("954144436230", 0.99999), FieldStatus::LowConfidence);
+    }
+
+    #[test]
+    fn digits_vouch_for_a_date_but_never_for_a_doubtful_era_tick() {
+        use MarkState::{Empty, Marked};
+        let mut t = page_template();
+        t.defaults.vouch_cell_floor = Some(0.5);
+        t.defaults.vouch_max_rivals = 0.1;
+        let side = t.sides[0].clone();
+        let status = |era_confidence: f32| {
+            let mut p = page("0012", "630107", [Marked, Empty, Empty], "123456789018");
+            let birth = &mut p.fields[1];
+            // The month's tens digit at 0.9, its runner-up 6 (month 61).
+            let c = &mut birth.cells[2];
+            c.confidence = 0.9;
+            c.second = Some(6);
+            c.second_confidence = 0.1;
+            birth.marks[0].confidence = era_confidence;
+            validate(&t, &side, &p).fields["birth_date"].status
+        };
+        assert_eq!(status(0.99), FieldStatus::Ok);
+        assert_eq!(status(0.6), FieldStatus::LowConfidence);
     }
 
     #[test]
