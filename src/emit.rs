@@ -949,20 +949,8 @@ columns = [{ header = "宛名番号", value = "atena_no" }, { header = "回答",
 
     #[test]
     fn dates_and_multiple_choices_take_the_template_layout() {
-        let text = r#"
-id = "m"
-title = "m"
-version = "1"
-[page]
-width_mm = 210.0
-height_mm = 297.0
-[marks]
-size_mm = 6.0
-centres_mm = [[12.0, 12.0], [198.0, 12.0], [12.0, 285.0], [198.0, 285.0]]
-[id_code]
-x_mm = 81.0
-y_mm = 9.0
-cell_mm = 3.0
+        let text = TEST_TEMPLATE_HEAD.to_owned()
+            + r#"
 [[sides]]
 id = "m"
 code = 10
@@ -985,9 +973,9 @@ date_format = "%Y/%m/%d"
 multi_separator = "|"
 columns = [{ header = "d", value = "d" }, { header = "w", value = "w" }, { header = "p", value = "@page" }, { header = "c", value = "@corrected" }]
 "#;
-        let t: Template = toml::from_str(text).unwrap();
+        let t: Template = toml::from_str(&text).unwrap();
         let mut r = PageRecord::new("x.png", 3, "honcho", "ab");
-        r.form = Some("m".into());
+        r.form = Some("t".into());
         r.status = PageStatus::Validated;
         let f = |v: serde_json::Value| FieldResult {
             value: v,

@@ -346,8 +346,7 @@ fn vouch_keys(
     let read = |id: &str| reading.fields.iter().find(|f| f.id == id);
     let (atena_read, birth_read) = (read("atena_no")?, read("birth_date")?);
     let birth_field = side.fields.iter().find(|f| f.id == "birth_date")?;
-    let threshold = birth_field.threshold(&template.defaults);
-    if birth_read.marks.iter().any(|m| m.confidence < threshold) {
+    if !validate::ticks_sure(birth_field, birth_read, &template.defaults) {
         return None;
     }
     let era_doubt = birth_field.era.is_none().then(|| {

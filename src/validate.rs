@@ -6,7 +6,7 @@
 
 use crate::read::{FieldReading, MarkState, PageReading};
 use crate::template::{
-    era_from_code, CheckScheme, Era, Field, FieldKind, Relation, Side, Template,
+    era_from_code, CheckScheme, Defaults, Era, Field, FieldKind, Relation, Side, Template,
 };
 use chrono::NaiveDate;
 use serde::Serialize;
@@ -111,12 +111,11 @@ impl ValidatedPage {
 pub const UNREADABLE_BELOW: f32 = 0.5;
 
 pub fn validate(template: &Template, side: &Side, reading: &PageReading) -> ValidatedPage {
-    let read = |id: &str| reading.fields.iter().find(|r| r.id == id);
     let mut fields: BTreeMap<String, FieldResult> = side
         .fields
         .iter()
         .map(|field| {
-            let result = match read(&field.id) {
+            let result = match reading.fields.iter().find(|r| r.id == field.id) {
                 Some(r) => validate_field(field, r, field.threshold(&template.defaults)),
                 // The read stage reads every field; a hole here is a reading
                 // that cannot be trusted, never a blank answer.
@@ -129,62 +128,96 @@ pub fn validate(template: &Template, side: &Side, reading: &PageReading) -> Vali
             (field.id.clone(), result)
         })
         .collect();
-    let usable = |fields: &BTreeMap<String, FieldResult>, id: &str| {
-        fields
-            .get(id)
-            .is_some_and(|f| matches!(f.status, FieldStatus::Ok | FieldStatus::LowConfidence))
-    };
-    // Dates that contradict each other send every one of them to staff,
-    // however sure each cell was: one of them is misread or miswritten.
+    mark_inconsistent(side, reading, &mut fields);
+    vouch_by_rules(template, side, reading, &mut fields);
+    let reasons = side
+        .fields
+        .iter()
+        .filter_map(|f| fields.get(&f.id).and_then(|r| r.status.reason(&f.id)))
+        .collect();
+    ValidatedPage { fields, reasons }
+}
+
+/// Whether a field's checkboxes (a date's era ticks) are as sure as the
+/// field demands. Vouching weighs digit cells only, so a field with a
+/// doubtful tick is never vouched for, here or by the register.
+pub fn ticks_sure(field: &Field, r: &FieldReading, defaults: &Defaults) -> bool {
+    let threshold = field.threshold(defaults);
+    r.marks.iter().all(|m| m.confidence >= threshold)
+}
+
+/// A value that follows its own rules, sure or not: what relations and
+/// vouching may weigh.
+fn usable(fields: &BTreeMap<String, FieldResult>, id: &str) -> bool {
+    fields
+        .get(id)
+        .is_some_and(|f| matches!(f.status, FieldStatus::Ok | FieldStatus::LowConfidence))
+}
+
+/// Dates that contradict each other send every one of them to staff,
+/// however sure each cell was: one of them is misread or miswritten.
+fn mark_inconsistent(
+    side: &Side,
+    reading: &PageReading,
+    fields: &mut BTreeMap<String, FieldResult>,
+) {
     for rel in &side.relations {
         let ids = relation_fields(rel);
-        if ids.iter().all(|id| usable(&fields, id)) {
-            if let Some(group) = Group::new(side, reading, &ids, std::slice::from_ref(rel)) {
-                if !group.holds(&group.read) {
-                    for id in &ids {
-                        if let Some(f) = fields.get_mut(*id) {
-                            f.status = FieldStatus::Inconsistent;
-                        }
-                    }
+        if !ids.iter().all(|id| usable(fields, id)) {
+            continue;
+        }
+        let Some(group) = Group::new(side, reading, &ids, &[rel]) else {
+            continue;
+        };
+        if !group.holds(&group.read) {
+            for id in &ids {
+                if let Some(f) = fields.get_mut(*id) {
+                    f.status = FieldStatus::Inconsistent;
                 }
             }
         }
     }
+}
+
+/// Passes doubtful fields whose rules would catch nearly every misread,
+/// and holds fields with a check digit to the same test however sure their
+/// cells are: the check digit is what lets an identifier pass at the lower
+/// digit threshold, yet it misses some single misreads (My Number gives 0
+/// for both remainders 0 and 1).
+fn vouch_by_rules(
+    template: &Template,
+    side: &Side,
+    reading: &PageReading,
+    fields: &mut BTreeMap<String, FieldResult>,
+) {
+    let defaults = &template.defaults;
+    // Fields tied by one relation share one search; it is done once.
+    let mut searched: Vec<(Vec<&str>, u64, bool)> = Vec::new();
     for field in &side.fields {
-        let Some(result) = fields.get(&field.id) else {
+        let (Some(result), Some(r)) = (
+            fields.get(&field.id),
+            reading.fields.iter().find(|r| r.id == field.id),
+        ) else {
             continue;
         };
-        // The search changes digits only, so a doubtful box (an era tick)
-        // is never vouched for.
-        let boxes_sure = read(&field.id).is_some_and(|r| {
-            r.marks
-                .iter()
-                .all(|m| m.confidence >= field.threshold(&template.defaults))
-        });
         let doubtful = result.status == FieldStatus::LowConfidence
-            && boxes_sure
-            && template
-                .defaults
+            && ticks_sure(field, r, defaults)
+            && defaults
                 .vouch_cell_floor
                 .is_some_and(|floor| result.confidence >= floor);
-        // A check digit is what lets sure-looking cells of an identifier
-        // pass at the lower digit threshold, yet it misses some single
-        // misreads (My Number gives 0 for both remainders 0 and 1): it is
-        // held to the rival limit however sure the cells are.
         let checked = result.status == FieldStatus::Ok && field.check.is_some();
         if !doubtful && !checked {
             continue;
         }
         // The field's own rules, and every relation whose other fields were
         // read, decide together how many misreads would still look valid.
-        let relations: Vec<Relation> = side
+        let relations: Vec<&Relation> = side
             .relations
             .iter()
             .filter(|r| {
                 let ids = relation_fields(r);
-                ids.contains(&field.id.as_str()) && ids.iter().all(|id| usable(&fields, id))
+                ids.contains(&field.id.as_str()) && ids.iter().all(|id| usable(fields, id))
             })
-            .cloned()
             .collect();
         let mut ids = vec![field.id.as_str()];
         for r in &relations {
@@ -194,18 +227,29 @@ pub fn validate(template: &Template, side: &Side, reading: &PageReading) -> Vali
                 }
             }
         }
-        let group = Group::new(side, reading, &ids, &relations);
         // Identifiers keep the register's limit; dates and quantities take
         // theirs (see `Defaults::rules_max_rivals`).
         let limit = if field.check.is_some() {
-            template.defaults.vouch_max_rivals
+            defaults.vouch_max_rivals
         } else {
-            template
-                .defaults
+            defaults
                 .rules_max_rivals
-                .unwrap_or(template.defaults.vouch_max_rivals)
+                .unwrap_or(defaults.vouch_max_rivals)
         };
-        let vouched = group.is_some_and(|g| g.constrains() && g.rivals(limit) <= limit);
+        let mut key = ids.clone();
+        key.sort_unstable();
+        let vouched = match searched
+            .iter()
+            .find(|(k, l, _)| *k == key && *l == limit.to_bits())
+        {
+            Some(&(_, _, v)) => v,
+            None => {
+                let v = Group::new(side, reading, &ids, &relations)
+                    .is_some_and(|g| g.constrains() && g.rivals(limit) <= limit);
+                searched.push((key, limit.to_bits(), v));
+                v
+            }
+        };
         if let Some(f) = fields.get_mut(&field.id) {
             if doubtful && vouched {
                 f.status = FieldStatus::Ok;
@@ -214,12 +258,6 @@ pub fn validate(template: &Template, side: &Side, reading: &PageReading) -> Vali
             }
         }
     }
-    let reasons = side
-        .fields
-        .iter()
-        .filter_map(|f| fields.get(&f.id).and_then(|r| r.status.reason(&f.id)))
-        .collect();
-    ValidatedPage { fields, reasons }
 }
 
 fn relation_fields(r: &Relation) -> Vec<&str> {
@@ -589,7 +627,7 @@ impl<'a> Group<'a> {
         side: &'a Side,
         reading: &PageReading,
         ids: &[&str],
-        relations: &[Relation],
+        relations: &[&Relation],
     ) -> Option<Group<'a>> {
         if ids.len() > MAX_GROUP {
             return None;
