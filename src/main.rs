@@ -165,6 +165,9 @@ enum DigitsCommand {
         /// Channels 16 and 32 instead of 32 and 64: a quarter of the work, for ensembles.
         #[arg(long)]
         small: bool,
+        /// Read digits deskewed (slant taken out) before the network.
+        #[arg(long)]
+        deskew: bool,
     },
     /// Join models trained from different seeds into one ensemble model file,
     /// its temperature fitted on the validation fold.
@@ -314,6 +317,7 @@ fn dispatch(command: Command) -> anyhow::Result<()> {
                     epochs,
                     seed,
                     small,
+                    deskew,
                 },
         } => {
             let report = digits::train::train(&digits::train::TrainOptions {
@@ -326,6 +330,7 @@ fn dispatch(command: Command) -> anyhow::Result<()> {
                 } else {
                     digits::cnn::ARCH
                 },
+                deskew,
             })?;
             println!("{report}");
         }

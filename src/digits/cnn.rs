@@ -7,7 +7,7 @@
 //! same calibrated model rather than by a hand-set rule.
 
 use super::fast::FastNet;
-use super::preprocess::{normalise, SIDE};
+use super::preprocess::{deskew, normalise, SIDE};
 use super::{CellReading, DigitReader, ReaderInfo};
 use candle_core::{DType, Device, Tensor};
 use candle_nn::{conv2d, linear, Conv2d, Conv2dConfig, Linear, VarBuilder};
@@ -165,11 +165,16 @@ pub enum ModelError {
     },
 }
 
-/// One trained network of the reader: the candle reference and the same
-/// weights laid out for fast inference.
+/// Name of the tensor that marks a network trained on deskewed digits.
+pub const DESKEW_MARK: &str = "deskew";
+
+/// One trained network of the reader: the candle reference, the same
+/// weights laid out for fast inference, and whether it reads digits
+/// deskewed.
 struct Member {
     net: Net,
     fast: FastNet,
+    deskew: bool,
 }
 
 /// The reader: one network or an ensemble of several trained from
@@ -288,8 +293,12 @@ impl CnnReader {
         inputs
             .chunks(32)
             .flat_map(|chunk| {
-                let per_member: Vec<_> =
-                    self.members.iter().map(|m| m.fast.logits(chunk)).collect();
+                let upright = self.deskewed(chunk);
+                let per_member: Vec<_> = self
+                    .members
+                    .iter()
+                    .map(|m| m.fast.logits(m.view(chunk, &upright)))
+                    .collect();
                 log_mean_rows(&per_member)
             })
             .collect()
@@ -304,12 +313,15 @@ impl CnnReader {
         if inputs.is_empty() {
             return Ok(Vec::new());
         }
-        let flat: Vec<f32> = inputs.iter().flatten().copied().collect();
-        let xs = Tensor::from_vec(flat, (inputs.len(), SIDE * SIDE), &Device::Cpu)?;
+        let upright = self.deskewed(inputs);
         let per_member = self
             .members
             .iter()
-            .map(|m| m.net.forward(&xs)?.to_vec2::<f32>())
+            .map(|m| {
+                let flat: Vec<f32> = m.view(inputs, &upright).concat();
+                let xs = Tensor::from_vec(flat, (inputs.len(), SIDE * SIDE), &Device::Cpu)?;
+                m.net.forward(&xs)?.to_vec2::<f32>()
+            })
             .collect::<candle_core::Result<Vec<_>>>()?;
         Ok(log_mean_rows(&per_member)
             .iter()
@@ -318,15 +330,35 @@ impl CnnReader {
     }
 }
 
+impl CnnReader {
+    /// The inputs deskewed, once for all members that read them so; empty
+    /// when none does.
+    fn deskewed(&self, inputs: &[Vec<f32>]) -> Vec<Vec<f32>> {
+        match self.members.iter().any(|m| m.deskew) {
+            true => inputs.iter().map(|x| deskew(x)).collect(),
+            false => Vec::new(),
+        }
+    }
+}
+
 impl Member {
     fn new(tensors: HashMap<String, Tensor>) -> candle_core::Result<Member> {
         let fast = FastNet::new(&tensors)?;
         let arch = fast.arch();
+        let deskew = tensors.contains_key(DESKEW_MARK);
         let net = Net::with_arch(
             VarBuilder::from_tensors(tensors, DType::F32, &Device::Cpu),
             arch,
         )?;
-        Ok(Member { net, fast })
+        Ok(Member { net, fast, deskew })
+    }
+
+    /// The inputs as this member reads them.
+    fn view<'a>(&self, inputs: &'a [Vec<f32>], deskewed: &'a [Vec<f32>]) -> &'a [Vec<f32>] {
+        match self.deskew {
+            true => deskewed,
+            false => inputs,
+        }
     }
 }
 
@@ -586,6 +618,20 @@ mod tests {
         let both = joined(&[&a, &b]);
         assert_eq!(both.members(), 2);
         agree(&both, "ensemble");
+
+        // A member marked as reading deskewed digits is given them, on both
+        // paths, beside one that is not.
+        let mut upright = b.clone();
+        upright.insert(DESKEW_MARK.into(), Tensor::new(&[1f32], &Device::Cpu).unwrap());
+        let mixed = joined(&[&a, &upright]);
+        assert!(!mixed.members[0].deskew && mixed.members[1].deskew);
+        let mixed = agree(&mixed, "deskew member");
+        let unmarked = agree(&both, "ensemble");
+        assert!(mixed
+            .iter()
+            .flatten()
+            .zip(unmarked.iter().flatten())
+            .any(|(x, y)| (x - y).abs() > 1e-4));
         let twice = agree(&joined(&[&a, &a]), "twice");
         let once = agree(&joined(&[&a]), "once");
         for (x, y) in twice.iter().flatten().zip(once.iter().flatten()) {

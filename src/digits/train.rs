@@ -7,9 +7,9 @@
 //! and adds blank cells, so the model learns boxes, not MNIST's clean frame.
 
 use super::cells::{elastic, render_cell, render_sample, Content};
-use super::cnn::{softmax, whole_readings, Arch, Net, BLANK, CLASSES};
+use super::cnn::{softmax, whole_readings, Arch, Net, BLANK, CLASSES, DESKEW_MARK};
 use super::mnist::{self, Sample, Split};
-use super::preprocess::{normalise, SIDE};
+use super::preprocess::{deskew, normalise, SIDE};
 use super::{CellReading, DigitReader};
 use candle_core::{DType, Device, Tensor};
 use candle_nn::{AdamW, Optimizer, ParamsAdamW, VarBuilder, VarMap};
@@ -28,6 +28,9 @@ pub struct TrainOptions {
     pub epochs: usize,
     pub seed: u64,
     pub arch: Arch,
+    /// Train on deskewed digits (`preprocess::deskew`); the model file then
+    /// carries a `deskew` marker so that the reader deskews for it too.
+    pub deskew: bool,
 }
 
 pub struct TrainReport {
@@ -502,12 +505,18 @@ pub fn train(opts: &TrainOptions) -> anyhow::Result<TrainReport> {
         .iter()
         .filter(|(x, y)| x.is_none() && *y as usize != BLANK)
         .count();
+    let view = |xs: Vec<Vec<f32>>| match opts.deskew {
+        true => xs.iter().map(|x| deskew(x)).collect(),
+        false => xs,
+    };
     let (val_x, val_y) = present(val_cells.clone());
+    let val_x = view(val_x);
     let mut train_cells = 0;
     let mut best: Option<(f32, usize, HashMap<String, Tensor>)> = None;
     let mut log = Vec::new();
     for epoch in 0..opts.epochs {
         let (xs, ys) = present(make_training_cells(&train, opts.seed, epoch as u64 + 1));
+        let xs = view(xs);
         train_cells = xs.len();
         let mut order: Vec<usize> = (0..xs.len()).collect();
         order.shuffle(&mut rng);
@@ -566,6 +575,9 @@ pub fn train(opts: &TrainOptions) -> anyhow::Result<TrainReport> {
     let rc = risk_coverage(&readings, &val_truth);
 
     tensors.insert("temperature".into(), Tensor::new(&[temperature], &dev)?);
+    if opts.deskew {
+        tensors.insert(DESKEW_MARK.into(), Tensor::new(&[1f32], &dev)?);
+    }
     if let Some(dir) = opts.out.parent() {
         std::fs::create_dir_all(dir)?;
     }
