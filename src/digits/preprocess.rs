@@ -359,7 +359,11 @@ mod tests {
         let bar = leaning_bar(0.4);
         assert!(column_spread(&bar) >= 7.0);
         let upright = deskew(&bar);
-        assert!(column_spread(&upright) <= 2.0, "{}", column_spread(&upright));
+        assert!(
+            column_spread(&upright) <= 2.0,
+            "{}",
+            column_spread(&upright)
+        );
         let ink = |v: &[f32]| v.iter().sum::<f32>();
         assert!((ink(&upright) - ink(&bar)).abs() < 0.5);
         // An upright stroke and an empty cell are left as they are.

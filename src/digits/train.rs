@@ -664,7 +664,8 @@ mod inspect {
     use super::*;
 
     /// Writes the validation cells the model (TODOKE_MODEL, else the shipped
-    /// one) misreads, as scanned and as normalised, to /tmp/misreads:
+    /// one) misreads, as scanned and as normalised, to /tmp/misreads, for
+    /// validation pass DUMP_PASS (0, 1 or 2; default 0):
     /// `cargo test --release --lib dump_misreads -- --ignored --nocapture`.
     #[test]
     #[ignore]
@@ -672,8 +673,13 @@ mod inspect {
         let reader = crate::digits::cnn::CnnReader::load(&crate::digits::cnn::default_model_path())
             .expect("model");
         let val = validation_fold(&mnist::default_dir()).expect("mnist");
-        let cells: Vec<(GrayImage, u32)> = (0..val.len())
-            .map(|i| render_one(&val, validation_seed(1), 0, i, false))
+        let pass: u64 = std::env::var("DUMP_PASS")
+            .ok()
+            .and_then(|p| p.parse().ok())
+            .unwrap_or(0);
+        // The digits, then the blank cells of the pass.
+        let cells: Vec<(GrayImage, u32)> = (0..val.len() + val.len() / 8)
+            .map(|i| render_one(&val, validation_seed(1), pass, i, false))
             .collect();
         let images: Vec<GrayImage> = cells.iter().map(|(c, _)| c.clone()).collect();
         let readings = reader.read_cells(&images);
@@ -683,7 +689,8 @@ mod inspect {
         let mut n = 0;
         let mut sheet = GrayImage::from_pixel(2 * 360, 5 * 150, image::Luma([255]));
         for (i, ((cell, y), r)) in cells.iter().zip(&readings).enumerate() {
-            if r.digit == Some(*y as u8) {
+            let truth = (*y as usize != BLANK).then_some(*y as u8);
+            if r.digit == truth {
                 continue;
             }
             n += 1;
@@ -702,7 +709,9 @@ mod inspect {
                 img.save(dir.join(format!("{name}_norm.png"))).expect("png");
             }
             let src = GrayImage::from_fn(112, 112, |px, py| {
-                let v = val[i].pixels[(py / 4) as usize * 28 + (px / 4) as usize];
+                let v = val.get(i).map_or(0.0, |s| {
+                    s.pixels[(py / 4) as usize * 28 + (px / 4) as usize]
+                });
                 image::Luma([255 - (v.clamp(0.0, 1.0) * 255.0) as u8])
             });
             src.save(dir.join(format!("{name}_src.png"))).expect("png");
