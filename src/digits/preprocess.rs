@@ -277,9 +277,11 @@ pub fn deskew(img: &[f32]) -> Vec<f32> {
             let x0 = src.floor();
             let t = src - x0;
             let at = |k: f32| {
-                (k >= 0.0 && k < SIDE as f32)
-                    .then(|| row[k as usize])
-                    .unwrap_or(0.0)
+                if k >= 0.0 && k < SIDE as f32 {
+                    row[k as usize]
+                } else {
+                    0.0
+                }
             };
             out[y * SIDE + x] = at(x0) * (1.0 - t) + at(x0 + 1.0) * t;
         }
