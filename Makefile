@@ -41,7 +41,7 @@ bench-pages: build
 bench-digits: build
 	RAYON_NUM_THREADS=1 $(BIN) bench digits
 
-# The five small members two at a time, then joined: about 50 minutes on two
+# The three members two at a time, then joined: about 50 minutes on two
 # cores; see models/README.md.
 train-digits: build
 	bash scripts/train-digits.sh

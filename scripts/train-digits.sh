@@ -9,7 +9,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN=target/release/todoke
-MEMBERS="${MEMBERS:-small:11 small:12 small+deskew:11 small+deskew:12 small+deskew:13}"
+MEMBERS="${MEMBERS:-full:1 small:11 small:12}"
 EPOCHS="${EPOCHS:-40}"
 OUT="${OUT:-models/digits.safetensors}"
 WORK=target/train-digits

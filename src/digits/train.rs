@@ -104,8 +104,18 @@ fn write_calibration(
     }
     let target = TARGET_ERROR * 100.0;
     match suggested {
-        Some(t) => writeln!(f, "lowest threshold with error <= {target:.1}%: {t}"),
-        None => writeln!(f, "no listed threshold keeps error <= {target:.1}%"),
+        Some(t) => writeln!(f, "lowest threshold with error <= {target:.1}%: {t}")?,
+        None => writeln!(f, "no listed threshold keeps error <= {target:.1}%")?,
+    }
+    match pick_error_free(rc) {
+        Some(t) => writeln!(
+            f,
+            "lowest threshold with no error at or above it (fields nothing cross-checks): {t}"
+        ),
+        None => writeln!(
+            f,
+            "every listed threshold accepts a misread cell: no safe threshold for fields nothing cross-checks"
+        ),
     }
 }
 
@@ -293,6 +303,18 @@ pub fn risk_coverage(readings: &[CellReading], truth: &[Option<u8>]) -> RiskCove
             )
         })
         .collect()
+}
+
+/// The lowest listed threshold at and above which no accepted validation
+/// cell is wrong: the rule for fields nothing cross-checks. `None` when
+/// even the highest listed threshold accepts a misread cell.
+pub fn pick_error_free(rc: &[(f32, f32, f32)]) -> Option<f32> {
+    rc.iter()
+        .rev()
+        .filter(|(_, cov, _)| *cov > 0.0)
+        .take_while(|(_, _, err)| *err == 0.0)
+        .last()
+        .map(|(t, _, _)| *t)
 }
 
 /// The lowest listed threshold whose error among accepted cells is within
@@ -628,6 +650,11 @@ mod tests {
         assert_eq!(at(0.95), (0.95, 0.75, 1.0 / 3.0));
         assert_eq!(at(0.98), (0.98, 0.5, 0.0));
         assert_eq!(pick_threshold(&rc), Some(0.98));
+        assert_eq!(pick_error_free(&rc), Some(0.98));
+        // A misread above every threshold leaves none error-free.
+        let sure_and_wrong = [CellReading::only(Some(8), 0.9999), readings[0].clone()];
+        let rc = risk_coverage(&sure_and_wrong, &[Some(3), Some(3)]);
+        assert_eq!(pick_error_free(&rc), None);
     }
 
     #[test]
@@ -641,6 +668,52 @@ mod tests {
         assert!(a[..16].iter().all(|(x, y)| x.is_some() && *y < 10));
         assert!(a[16..].iter().all(|(_, y)| *y as usize == BLANK));
         assert_ne!(a, make_cells(few, 9, 2));
+    }
+
+    /// The shipped templates' digit thresholds are what the validation fold
+    /// allows the shipped model: fields something cross-checks (the
+    /// template default) at most [`TARGET_ERROR`] among accepted cells;
+    /// fields with their own, stricter `min_confidence` (nothing
+    /// cross-checks them) no error at all. A model that cannot meet these
+    /// must not ship with these thresholds: one that could not was caught
+    /// only by evaluation pages (models/README.md, deskewed members).
+    #[test]
+    fn the_templates_thresholds_hold_on_the_validation_fold() {
+        use crate::template::FieldKind;
+        let reader = crate::digits::cnn::CnnReader::load(&crate::digits::cnn::default_model_path())
+            .expect("model");
+        let (_, _, rc) = validate(&reader, &mnist::default_dir(), 1).expect("validate");
+        let forms = Path::new(env!("CARGO_MANIFEST_DIR")).join("forms");
+        let templates = crate::template::load_dir(&forms).expect("templates");
+        let mut checked = 0;
+        for t in &templates {
+            for f in t.sides.iter().flat_map(|s| &s.fields) {
+                if !matches!(f.kind, FieldKind::Digits | FieldKind::Date) {
+                    continue;
+                }
+                let at = f.threshold(&t.defaults);
+                let (_, _, err) = rc
+                    .iter()
+                    .find(|r| r.0 == at)
+                    .copied()
+                    .unwrap_or_else(|| panic!("{}: threshold {at} is not in THRESHOLDS", f.id));
+                let allowed = if f.min_confidence.is_some() {
+                    0.0
+                } else {
+                    TARGET_ERROR
+                };
+                assert!(
+                    err <= allowed,
+                    "{}/{}: {:.3}% error among validation cells accepted at {at}, {:.3}% allowed",
+                    t.id,
+                    f.id,
+                    err * 100.0,
+                    allowed * 100.0
+                );
+                checked += 1;
+            }
+        }
+        assert!(checked >= 8, "{checked} digit fields checked");
     }
 
     /// Figures of a model (TODOKE_MODEL, else the shipped one) on the
