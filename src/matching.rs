@@ -409,6 +409,10 @@ pub fn vouch(
         for (i, b) in p.atena_no.bytes().enumerate() {
             if b - b'0' != read_atena[i] {
                 odds *= cells.atena[i].odds_of(b - b'0');
+                // Most rows differ in most cells: stop once they cannot matter.
+                if odds < 1e-12 {
+                    break;
+                }
             }
         }
         if odds < 1e-12 {
@@ -504,10 +508,13 @@ fn candidates(
     }
     if !read.is_empty() {
         for (row, p) in register.people.iter().enumerate() {
-            let theirs: Vec<char> = p.atena_no.chars().collect();
-            if theirs.len() != read.len() {
+            // Only rows one or two cells away are offered; the others are
+            // passed over before anything is allocated for them, as they
+            // are almost every row of a city's register.
+            if p.atena_no.len() != read.len() || !within_two(&read, &p.atena_no) {
                 continue;
             }
+            let theirs: Vec<char> = p.atena_no.chars().collect();
             let diffs: Vec<usize> = (0..read.len()).filter(|&i| read[i] != theirs[i]).collect();
             let bonus = if birth_ok(row) { 0 } else { 3 };
             match diffs.as_slice() {
@@ -566,6 +573,21 @@ fn candidates(
     out.sort_by_key(|c| (c.distance, c.row));
     out.truncate(3);
     out
+}
+
+/// Whether `theirs` (ASCII digits, as long as `read`) differs from `read`
+/// in at most two places.
+fn within_two(read: &[char], theirs: &str) -> bool {
+    let mut differ = 0;
+    for (r, t) in read.iter().zip(theirs.bytes()) {
+        if *r != char::from(t) {
+            differ += 1;
+            if differ > 2 {
+                return false;
+            }
+        }
+    }
+    true
 }
 
 /// Year differences between adjacent eras: 昭和↔平成 (1988 − 1925) and
@@ -823,5 +845,100 @@ mod tests {
             !shown.contains("高橋") && !shown.contains("1988"),
             "{shown}"
         );
+    }
+}
+
+#[cfg(test)]
+mod timing {
+    use super::*;
+    use rand::{Rng, SeedableRng};
+    use std::time::Instant;
+
+    /// Time of `vouch` and `match_person` against a city-size register
+    /// (REGISTER_ROWS, default 300,000 random residents), per page:
+    /// `cargo test --release --lib register_at_city_size -- --ignored --nocapture`.
+    #[test]
+    #[ignore]
+    fn register_at_city_size() {
+        let rows: usize = std::env::var("REGISTER_ROWS")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(300_000);
+        let mut rng = rand::rngs::StdRng::seed_from_u64(3);
+        let mut text = String::from("atena_no,name,birth_date\n");
+        let start = NaiveDate::from_ymd_opt(1930, 1, 1).expect("date");
+        let mut seen = std::collections::HashSet::new();
+        while seen.len() < rows {
+            let atena: String = (0..10)
+                .map(|_| char::from(b'0' + rng.gen_range(0..10)))
+                .collect();
+            if !seen.insert(atena.clone()) {
+                continue;
+            }
+            let born = start + chrono::Duration::days(rng.gen_range(0..35_000));
+            text.push_str(&format!("{atena},x,{born}\n"));
+        }
+        let t = Instant::now();
+        let register = Register::parse(&text, &RegisterMapping::default()).expect("register");
+        let load = t.elapsed().as_secs_f64();
+        let people: Vec<(String, NaiveDate)> = (0..200)
+            .map(|_| {
+                let p = &register.people[rng.gen_range(0..register.len())];
+                (p.atena_no.clone(), p.birth_date)
+            })
+            .collect();
+        let policy = VouchPolicy {
+            cell_floor: 0.5,
+            max_rivals: 1e-3,
+        };
+        let t = Instant::now();
+        let mut vouched = 0;
+        for (atena, born) in &people {
+            let (_, yymmdd) = era_digits(*born).expect("era");
+            let birth: String = yymmdd.iter().map(|d| char::from(b'0' + d)).collect();
+            let (a, b) = (read_as_doubtful(atena), read_as_doubtful(&birth));
+            let keys = KeyCells {
+                atena: &a,
+                birth: &b,
+                era_doubt: Some(0.001),
+            };
+            vouched += matches!(
+                vouch(&register, atena, *born, &keys, &policy),
+                Vouch::Vouched { .. }
+            ) as usize;
+        }
+        let per_vouch = t.elapsed().as_secs_f64() / people.len() as f64;
+        let t = Instant::now();
+        for (atena, born) in &people {
+            // A misread last digit: no row, so the candidates are searched.
+            let mut wrong = atena.clone().into_bytes();
+            wrong[9] = b'0' + (wrong[9] - b'0' + 1) % 10;
+            let wrong = String::from_utf8(wrong).expect("ascii");
+            let cells = read_as_doubtful(&wrong);
+            match_person(&register, Some(&wrong), Some(*born), &cells);
+        }
+        let per_match = t.elapsed().as_secs_f64() / people.len() as f64;
+        println!(
+            "{} rows: load {load:.2} s; vouch {:.2} ms ({vouched} of {} vouched); match with candidates {:.2} ms",
+            register.len(),
+            per_vouch * 1e3,
+            people.len(),
+            per_match * 1e3
+        );
+    }
+
+    /// Cells read right, each 0.97 sure with a runner-up.
+    fn read_as_doubtful(digits: &str) -> Vec<CellReading> {
+        digits
+            .bytes()
+            .map(|b| {
+                let d = b - b'0';
+                CellReading {
+                    second: Some((d + 1) % 10),
+                    second_confidence: 0.02,
+                    ..CellReading::only(Some(d), 0.97)
+                }
+            })
+            .collect()
     }
 }
