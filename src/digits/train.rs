@@ -200,6 +200,10 @@ pub fn validation_fold(mnist_dir: &Path) -> anyhow::Result<Vec<Sample>> {
     Ok(all.into_iter().filter(|s| s.index % 5 == 1).collect())
 }
 
+/// Seed of the validation cells an ensemble's temperature and the shipped
+/// thresholds are picked on (those of the first member's training seed).
+pub const THRESHOLD_SEED: u64 = 1;
+
 /// Seed of the validation cells for a training seed.
 fn validation_seed(seed: u64) -> u64 {
     seed ^ 0x5EED
@@ -214,6 +218,18 @@ pub fn validate(
     mnist_dir: &Path,
     seed: u64,
 ) -> anyhow::Result<(f32, f32, RiskCoverage)> {
+    let (readings, truth) = validation_readings(reader, mnist_dir, seed)?;
+    let (digit, blank) = accuracies(&readings, &truth);
+    Ok((digit, blank, risk_coverage(&readings, &truth)))
+}
+
+/// The reader's readings of the validation cells of `seed`, with the truth
+/// of each (`None` for a blank cell).
+pub fn validation_readings(
+    reader: &dyn DigitReader,
+    mnist_dir: &Path,
+    seed: u64,
+) -> anyhow::Result<(Vec<CellReading>, Vec<Option<u8>>)> {
     let val = validation_fold(mnist_dir)?;
     let cells: Vec<(GrayImage, u32)> = (0..VALIDATION_PASSES)
         .flat_map(|pass| {
@@ -228,13 +244,11 @@ pub fn validate(
         .iter()
         .map(|(_, y)| (*y as usize != BLANK).then_some(*y as u8))
         .collect();
-    let readings = reader.read_cells(&images);
-    let (digit, blank) = accuracies(&readings, &truth);
-    Ok((digit, blank, risk_coverage(&readings, &truth)))
+    Ok((reader.read_cells(&images), truth))
 }
 
 /// (top-1 over digit cells, blank-vs-digit over all cells).
-fn accuracies(readings: &[CellReading], truth: &[Option<u8>]) -> (f32, f32) {
+pub fn accuracies(readings: &[CellReading], truth: &[Option<u8>]) -> (f32, f32) {
     let digits: Vec<usize> = (0..truth.len()).filter(|&i| truth[i].is_some()).collect();
     let right = digits
         .iter()
@@ -277,6 +291,38 @@ pub type RiskCoverage = Vec<(f32, f32, f32)>;
 pub const THRESHOLDS: [f32; 12] = [
     0.5, 0.7, 0.8, 0.9, 0.95, 0.98, 0.99, 0.995, 0.997, 0.998, 0.999, 0.9995,
 ];
+
+/// How often a digit the reader gave a small probability was the one
+/// written: the odds the vouching sums rest on these, and on the floor
+/// below which [`CellReading::odds_of`] counts nothing. One row per decade
+/// of probability (the last from 0): (lower edge, digit alternatives in the
+/// decade, their summed probability, how many were the truth). Calibrated
+/// means the last two agree.
+pub fn tail_calibration(
+    readings: &[CellReading],
+    truth: &[Option<u8>],
+) -> Vec<(f32, usize, f64, usize)> {
+    const EDGES: [f32; 6] = [1e-1, 1e-2, 1e-3, 1e-4, 1e-5, 0.0];
+    let mut rows: Vec<(f32, usize, f64, usize)> = EDGES.iter().map(|&e| (e, 0, 0.0, 0)).collect();
+    for (r, t) in readings.iter().zip(truth) {
+        let (Some(t), Some(all)) = (t, &r.digit_probabilities) else {
+            continue;
+        };
+        for (d, &p) in all.iter().enumerate() {
+            if r.digit == Some(d as u8) {
+                continue;
+            }
+            let row = &mut rows[EDGES
+                .iter()
+                .position(|&e| p >= e)
+                .unwrap_or(EDGES.len() - 1)];
+            row.1 += 1;
+            row.2 += f64::from(p);
+            row.3 += usize::from(*t == d as u8);
+        }
+    }
+    rows
+}
 
 /// Error among accepted cells that a shipped threshold may allow.
 pub const TARGET_ERROR: f32 = 0.001;
@@ -419,7 +465,7 @@ pub fn ensemble(
     let untempered = CnnReader::from_tensors(with_temperature(1.0)?, String::new())?;
 
     let val = validation_fold(mnist_dir)?;
-    let val_cells = validation_cells(&val, 1);
+    let val_cells = validation_cells(&val, THRESHOLD_SEED);
     let truth: Vec<Option<u8>> = val_cells
         .iter()
         .map(|(_, y)| (*y as usize != BLANK).then_some(*y as u8))
@@ -658,6 +704,41 @@ mod tests {
     }
 
     #[test]
+    fn tail_calibration_counts_each_unread_digit_in_its_decade() {
+        let mut p = [0.0f32; 10];
+        p[7] = 0.9;
+        p[1] = 0.09;
+        p[4] = 5e-3;
+        p[9] = 5e-5;
+        let read_seven = CellReading {
+            digit: Some(7),
+            confidence: 0.9,
+            second: Some(1),
+            second_confidence: 0.09,
+            digit_probabilities: Some(p),
+        };
+        // Written a 4, read a 7: the 4 is a hit in its decade. A blank cell
+        // and a reading without every digit's probability are left out.
+        let readings = [
+            read_seven.clone(),
+            read_seven.clone(),
+            read_seven,
+            CellReading::only(Some(3), 0.99),
+        ];
+        let truth = [Some(4), Some(7), None, Some(3)];
+        let rows = tail_calibration(&readings, &truth);
+        let row = |edge: f32| *rows.iter().find(|r| r.0 == edge).expect("decade");
+        assert_eq!(row(1e-2).1, 2, "the 1 at 0.09 twice");
+        assert_eq!(row(1e-3).1, 2);
+        assert_eq!(row(1e-3).3, 1, "the 4 was written once");
+        assert!((row(1e-3).2 - 0.01).abs() < 1e-6);
+        assert_eq!(row(1e-5).1, 2);
+        assert_eq!(row(0.0).1, 12, "six digits at 0, twice");
+        assert_eq!(rows.iter().map(|r| r.1).sum::<usize>(), 18);
+        assert_eq!(rows.iter().map(|r| r.3).sum::<usize>(), 1);
+    }
+
+    #[test]
     fn cells_are_reproducible_and_blanks_follow_digits() {
         let val = validation_fold(&mnist::default_dir()).expect("mnist");
         let few = &val[..16];
@@ -682,7 +763,8 @@ mod tests {
         use crate::template::FieldKind;
         let reader = crate::digits::cnn::CnnReader::load(&crate::digits::cnn::default_model_path())
             .expect("model");
-        let (_, _, rc) = validate(&reader, &mnist::default_dir(), 1).expect("validate");
+        let (_, _, rc) =
+            validate(&reader, &mnist::default_dir(), THRESHOLD_SEED).expect("validate");
         let forms = Path::new(env!("CARGO_MANIFEST_DIR")).join("forms");
         let templates = crate::template::load_dir(&forms).expect("templates");
         let mut checked = 0;
@@ -724,7 +806,8 @@ mod tests {
     fn validation_figures() {
         let reader = crate::digits::cnn::CnnReader::load(&crate::digits::cnn::default_model_path())
             .expect("model");
-        let (digit, blank, rc) = validate(&reader, &mnist::default_dir(), 1).expect("validate");
+        let (digit, blank, rc) =
+            validate(&reader, &mnist::default_dir(), THRESHOLD_SEED).expect("validate");
         println!("digits {digit:.4} blank {blank:.4}");
         for (t, cov, err) in rc {
             println!("{t:>9.4}  {:>7.2}%  {:>8.3}%", cov * 100.0, err * 100.0);
