@@ -54,6 +54,10 @@ try:
                     if "個人番号" in row:
                         my_numbers[(row["ファイル名"], int(row["ページ"]))] = row["個人番号"]
     readable = validated = wrong = deliberate = caught = 0
+    # What no threshold can change: pages whose digit fields the reader's
+    # first choice gets right (My Number aside: records.jsonl masks it), and
+    # its first choice per cell on the addressee numbers, which are not masked.
+    all_right = atena_cells = atena_right = 0
     reasons = Counter()
     for line in open(os.path.join(out, "batches/b/records.jsonl")):
         r = json.loads(line)
@@ -63,6 +67,14 @@ try:
             caught += r["status"] == "mismatch"
         elif t["fields"]:
             readable += 1
+            all_right += all(r["fields"].get(f, {}).get("value") == v
+                             for f, v in t["fields"].items()
+                             if f != "my_number" and isinstance(v, str))
+            got = r["fields"].get("atena_no", {}).get("value")
+            want = t["fields"].get("atena_no")
+            if isinstance(got, str) and isinstance(want, str) and len(got) == len(want):
+                atena_cells += len(want)
+                atena_right += sum(a == b for a, b in zip(got, want))
             if r["status"] != "validated":
                 for x in r["reasons"]:
                     reasons[x.split(":")[0] + ":" + (x.split(":")[1] if ":" in x else "")] += 1
@@ -82,6 +94,9 @@ try:
           f"validated: {validated} ({100 * validated / max(readable, 1):.1f}%); "
           f"validated but differing from the paper: {wrong}; "
           f"deliberate mismatches reaching staff: {caught} of {deliberate}")
+    print(f"read right at the reader's first choice: every digit field but the My Number on "
+          f"{all_right} of {readable} pages ({100 * all_right / max(readable, 1):.1f}%); "
+          f"addressee-number cells {100 * atena_right / max(atena_cells, 1):.2f}% of {atena_cells}")
     print("most common reasons on pages that did not validate:",
           ", ".join(f"{k} {v}" for k, v in reasons.most_common(8)))
 finally:
