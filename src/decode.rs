@@ -268,6 +268,11 @@ fn decode_tiff(bytes: &[u8], limits: &DecodeLimits) -> Result<Vec<DecodedPage>, 
         };
         let n = (width * height) as usize;
         let grey: Vec<u8> = match colour {
+            // An office scanner's black-and-white mode, usually CCITT Group
+            // 4: packed rows, which the decoder has already turned to
+            // black-is-zero whatever the file's photometric says.
+            ColorType::Gray(bits @ (1 | 2 | 4)) => unpack_grey(&data, width, height, bits)
+                .ok_or_else(|| corrupt(format!("page {} is cut short", pages.len() + 1)))?,
             ColorType::Gray(_) => data,
             ColorType::RGB(_) => data
                 .chunks_exact(3)
@@ -298,6 +303,27 @@ fn decode_tiff(bytes: &[u8], limits: &DecodeLimits) -> Result<Vec<DecodedPage>, 
         dec.next_image().map_err(|e| corrupt(e.to_string()))?;
     }
     Ok(pages)
+}
+
+/// Grey levels of packed `bits`-per-pixel rows (each row starting on a
+/// byte, most significant bits first), 0 black and 255 white; `None` when
+/// the data is shorter than the image.
+fn unpack_grey(data: &[u8], width: u32, height: u32, bits: u8) -> Option<Vec<u8>> {
+    let (width, bits) = (width as usize, usize::from(bits));
+    let row_bytes = (width * bits).div_ceil(8);
+    let rows = data.get(..row_bytes * height as usize)?;
+    let top = (1u16 << bits) - 1;
+    Some(
+        rows.chunks_exact(row_bytes)
+            .flat_map(|row| {
+                (0..width).map(move |x| {
+                    let at = x * bits;
+                    let v = (row[at / 8] >> (8 - bits - at % 8)) as u16 & top;
+                    (v * 255 / top) as u8
+                })
+            })
+            .collect(),
+    )
 }
 
 fn luma(r: u8, g: u8, b: u8) -> u8 {
@@ -490,16 +516,18 @@ mod tests {
 
     #[test]
     fn a_tiff_is_complete_only_with_every_page_and_strip() {
-        use tiff::encoder::{colortype::Gray8, compression::Deflate, TiffEncoder};
+        use tiff::encoder::{colortype::Gray8, Compression, DeflateLevel, TiffEncoder};
         let mut bytes = Vec::new();
         {
             let mut cur = Cursor::new(&mut bytes);
-            let mut enc = TiffEncoder::new(&mut cur).unwrap();
+            let mut enc = TiffEncoder::new(&mut cur)
+                .unwrap()
+                .with_compression(Compression::Deflate(DeflateLevel::Balanced));
             for page in 0..2u32 {
                 let img = image::GrayImage::from_fn(240, 320, |x, y| {
                     image::Luma([((x * 7 + y * 13 + page * 29) % 253) as u8])
                 });
-                enc.new_image_with_compression::<Gray8, _>(240, 320, Deflate::default())
+                enc.new_image::<Gray8>(240, 320)
                     .unwrap()
                     .write_data(img.as_raw())
                     .unwrap();

@@ -1148,16 +1148,15 @@ fn encode(images: &[(GrayImage, u32)], format: Format) -> anyhow::Result<Vec<u8>
             write_pdf(&pages, &mut out)?;
         }
         Format::Tiff => {
-            use tiff::encoder::{colortype::Gray8, compression::Deflate, Rational, TiffEncoder};
+            use tiff::encoder::{
+                colortype::Gray8, Compression, DeflateLevel, Rational, TiffEncoder,
+            };
             use tiff::tags::ResolutionUnit;
             let mut cur = std::io::Cursor::new(&mut out);
-            let mut enc = TiffEncoder::new(&mut cur)?;
+            let mut enc = TiffEncoder::new(&mut cur)?
+                .with_compression(Compression::Deflate(DeflateLevel::Balanced));
             for (img, dpi) in images {
-                let mut ie = enc.new_image_with_compression::<Gray8, _>(
-                    img.width(),
-                    img.height(),
-                    Deflate::default(),
-                )?;
+                let mut ie = enc.new_image::<Gray8>(img.width(), img.height())?;
                 ie.resolution(ResolutionUnit::Inch, Rational { n: *dpi, d: 1 });
                 ie.write_data(img.as_raw())?;
             }
