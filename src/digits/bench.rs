@@ -122,7 +122,11 @@ fn write_tails(
         "digits given a small probability (not the one read): probability from, alternatives, expected to be the truth, were the truth"
     )?;
     for (from, n, expected, hits) in train::tail_calibration(readings, truth) {
-        writeln!(out, "{from:>9.0e}  {n:>8}  {expected:>9.2}  {hits:>5}")?;
+        let from = match from {
+            0.0 => "0".to_string(),
+            _ => format!("{from:.0e}"),
+        };
+        writeln!(out, "{from:>9}  {n:>8}  {expected:>9.2}  {hits:>5}")?;
     }
     Ok(())
 }

@@ -797,22 +797,6 @@ mod tests {
         }
         assert!(checked >= 8, "{checked} digit fields checked");
     }
-
-    /// Figures of a model (TODOKE_MODEL, else the shipped one) on the
-    /// validation cells of seed 1, for choosing between a fresh model and
-    /// the shipped one: `cargo test --release --lib validation_figures -- --ignored --nocapture`.
-    #[test]
-    #[ignore]
-    fn validation_figures() {
-        let reader = crate::digits::cnn::CnnReader::load(&crate::digits::cnn::default_model_path())
-            .expect("model");
-        let (digit, blank, rc) =
-            validate(&reader, &mnist::default_dir(), THRESHOLD_SEED).expect("validate");
-        println!("digits {digit:.4} blank {blank:.4}");
-        for (t, cov, err) in rc {
-            println!("{t:>9.4}  {:>7.2}%  {:>8.3}%", cov * 100.0, err * 100.0);
-        }
-    }
 }
 
 #[cfg(test)]
