@@ -174,7 +174,7 @@ fn io_err(path: &Path) -> impl Fn(std::io::Error) -> EmitError + '_ {
 /// Creates a folder (and parents) readable by the owner only. The mode is
 /// set again afterwards because the builder's mode only applies to folders
 /// it creates and is narrowed by the umask.
-fn private_dir(path: &Path) -> Result<(), EmitError> {
+pub fn private_dir(path: &Path) -> Result<(), EmitError> {
     use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
     std::fs::DirBuilder::new()
         .recursive(true)
@@ -185,7 +185,7 @@ fn private_dir(path: &Path) -> Result<(), EmitError> {
 }
 
 /// Writes a file readable by the owner only, and flushes it to disk.
-fn private_file(path: &Path, bytes: &[u8]) -> Result<(), EmitError> {
+pub fn private_file(path: &Path, bytes: &[u8]) -> Result<(), EmitError> {
     use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;
     let mut f = std::fs::OpenOptions::new()

@@ -154,6 +154,17 @@ enum DigitsCommand {
         #[arg(long)]
         model: Option<PathBuf>,
     },
+    /// Write every handwritten digit cell of the scans given (files or folders) as a PNG
+    /// into OUT, for a person to sort into OUT/0 … OUT/9 and OUT/blank; My Number cells
+    /// are left out. `todoke bench digits --labelled OUT` then measures the reader on them.
+    Cells {
+        #[arg(required = true)]
+        scans: Vec<PathBuf>,
+        #[arg(long)]
+        out: PathBuf,
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
     /// Train the digit model from the MNIST training split and synthetic cells.
     Train {
         #[arg(long, default_value = "models/digits.safetensors")]
@@ -185,6 +196,9 @@ enum BenchCommand {
     Digits {
         #[arg(long)]
         model: Option<PathBuf>,
+        /// Instead: cells a person labelled, DIR/0 … DIR/9 and DIR/blank (from `todoke digits cells`).
+        #[arg(long)]
+        labelled: Option<PathBuf>,
     },
 }
 
@@ -341,11 +355,45 @@ fn dispatch(command: Command) -> anyhow::Result<()> {
             println!("{report}");
         }
         Command::Bench {
-            command: BenchCommand::Digits { model },
+            command: BenchCommand::Digits { model, labelled },
         } => {
             let reader = load_reader(model)?;
             let stdout = std::io::stdout();
-            digits::bench::bench(&reader, &digits::mnist::default_dir(), &mut stdout.lock())?;
+            match labelled {
+                Some(dir) => digits::bench::bench_labelled(&reader, &dir, &mut stdout.lock())?,
+                None => digits::bench::bench(
+                    &reader,
+                    &digits::mnist::default_dir(),
+                    &mut stdout.lock(),
+                )?,
+            }
+        }
+        Command::Digits {
+            command: DigitsCommand::Cells { scans, out, config },
+        } => {
+            let config = todoke::pipeline::load_config(config.as_deref())?;
+            let mut files = Vec::new();
+            for p in scans {
+                match p.is_dir() {
+                    true => files.extend(todoke::intake::collect(&p)?.into_iter().map(|s| s.path)),
+                    false => files.push(p),
+                }
+            }
+            let done = todoke::pipeline::export_cells(&files, &config, &out)?;
+            for why in &done.skipped {
+                eprintln!("skipped {why}");
+            }
+            println!(
+                "{} cells from {} read sides of {} files written to {}; sort them into {}/0 … {}/9 and {}/blank, then: todoke bench digits --labelled {}",
+                done.cells.len(),
+                done.pages,
+                done.files,
+                out.display(),
+                out.display(),
+                out.display(),
+                out.display(),
+                out.display()
+            );
         }
         Command::Init { dir, forms_dir } => {
             let forms = forms_dir.unwrap_or_else(todoke::config::default_forms_dir);

@@ -54,6 +54,11 @@ pub enum RunError {
     Model(String),
     #[error(transparent)]
     Emit(#[from] emit::EmitError),
+    #[error("cannot encode the cell image {path}: {source}")]
+    CellImage {
+        path: PathBuf,
+        source: image::ImageError,
+    },
 }
 
 /// What one file became, before any batch is written.
@@ -414,6 +419,113 @@ fn doubtful_images(reading: &PageReading, validated: &ValidatedPage) -> Vec<(Str
             Some((f.id.clone(), png))
         })
         .collect()
+}
+
+/// What `export_cells` wrote.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct CellExport {
+    pub files: usize,
+    /// Sides read by the pipeline whose cells were written.
+    pub pages: usize,
+    pub cells: Vec<ExportedCell>,
+    /// Files that did not decode and pages that did not register to a read
+    /// side, each with its reason.
+    pub skipped: Vec<String>,
+}
+
+/// One cell written by `export_cells`: where it came from, and its file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExportedCell {
+    pub png: PathBuf,
+    pub scan: PathBuf,
+    pub page: usize,
+    pub field: String,
+    /// The box within the field, from 0.
+    pub index: usize,
+}
+
+/// Fields whose cells are never exported: a My Number is specially
+/// protected, and its digits in a labelled folder would be one.
+const CELLS_NOT_EXPORTED: [&str; 1] = ["my_number"];
+
+/// Writes every handwritten digit cell of `files` into `out`, one PNG each,
+/// cropped exactly as the reader is handed it, for a person to sort into
+/// `out/0` … `out/9` and `out/blank`: how the reader is measured on a
+/// city's own handwriting (`todoke bench digits --labelled`). Names are
+/// opaque (a hash of file, page, field and box), so a folder of labelled
+/// cells does not spell out anyone's numbers; files are the owner's only.
+pub fn export_cells(
+    files: &[PathBuf],
+    config: &Config,
+    out: &Path,
+) -> Result<CellExport, RunError> {
+    let templates = template::load_dir(&config.forms_dir)?;
+    let pdf = PdfRenderer::start(&decode::pdfium_library_path());
+    let limits = config.decode.limits();
+    emit::private_dir(out)?;
+    let mut done = CellExport::default();
+    for path in files {
+        done.files += 1;
+        let shown = path.display();
+        let pages = std::fs::read(path)
+            .map_err(|e| format!("unreadable_file: {e}"))
+            .and_then(|b| {
+                let sha = hex::encode(Sha256::digest(&b));
+                let pages =
+                    decode::decode(&b, &limits, &pdf).map_err(|e| format!("{}: {e}", e.code()))?;
+                Ok((sha, pages))
+            });
+        let (sha, pages) = match pages {
+            Ok(p) => p,
+            Err(why) => {
+                done.skipped.push(format!("{shown}: {why}"));
+                continue;
+            }
+        };
+        for p in pages {
+            let page = match register::register(&p.image, &templates) {
+                Ok(page) if page.side.read => page,
+                Ok(page) => {
+                    done.skipped.push(format!(
+                        "{shown} page {}: side {} is not read",
+                        p.page, page.side.id
+                    ));
+                    continue;
+                }
+                Err(e) => {
+                    done.skipped
+                        .push(format!("{shown} page {}: {}", p.page, e.code()));
+                    continue;
+                }
+            };
+            done.pages += 1;
+            let fields = page.side.fields.iter().filter(|f| {
+                f.source == template::DigitSource::Handwriting
+                    && !CELLS_NOT_EXPORTED.contains(&f.id.as_str())
+            });
+            for field in fields {
+                for (i, cell) in read::digit_cells(&p.image, &page, field).iter().enumerate() {
+                    let name = Sha256::digest(format!("{sha}/{}/{}/{i}", p.page, field.id));
+                    let file = out.join(format!("{}.png", &hex::encode(name)[..16]));
+                    let mut png = Vec::new();
+                    cell.write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png)
+                        .map_err(|source| RunError::CellImage {
+                            path: file.clone(),
+                            source,
+                        })?;
+                    emit::private_file(&file, &png)?;
+                    done.cells.push(ExportedCell {
+                        png: file,
+                        scan: path.clone(),
+                        page: p.page,
+                        field: field.id.clone(),
+                        index: i,
+                    });
+                }
+            }
+        }
+    }
+    Ok(done)
 }
 
 /// Peak resident set size, from /proc (Linux).

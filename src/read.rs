@@ -77,19 +77,8 @@ pub fn read_page(
     let mut fields = Vec::with_capacity(page.side.fields.len());
     for field in &page.side.fields {
         let cells = match &field.boxes {
-            Some(row) => {
-                let crops: Vec<GrayImage> = row
-                    .rects()
-                    .into_iter()
-                    .map(|r| {
-                        warp_rect(
-                            image,
-                            &page.to_image,
-                            r.grow(CELL_MARGIN_MM),
-                            CELL_PX_PER_MM,
-                        )
-                    })
-                    .collect();
+            Some(_) => {
+                let crops = digit_cells(image, page, field);
                 let reader = match field.source {
                     DigitSource::Handwriting => readers.handwriting,
                     DigitSource::Printed => {
@@ -133,6 +122,24 @@ pub fn read_page(
         form: page.template.id.clone(),
         side: page.side.id.clone(),
         fields,
+    })
+}
+
+/// The crops of a field's digit boxes, each with a margin, as readers are
+/// handed them; none for a field without boxes.
+pub fn digit_cells(image: &GrayImage, page: &RegisteredPage<'_>, field: &Field) -> Vec<GrayImage> {
+    field.boxes.as_ref().map_or_else(Vec::new, |row| {
+        row.rects()
+            .into_iter()
+            .map(|r| {
+                warp_rect(
+                    image,
+                    &page.to_image,
+                    r.grow(CELL_MARGIN_MM),
+                    CELL_PX_PER_MM,
+                )
+            })
+            .collect()
     })
 }
 

@@ -6,7 +6,7 @@
 use super::cells::{render_cell, render_sample, Content};
 use super::mnist::{self, Split};
 use super::train::{self, risk_coverage, RiskCoverage};
-use super::DigitReader;
+use super::{pngs_in, DigitReader};
 use rand::rngs::StdRng;
 use rand::SeedableRng;
 use std::path::Path;
@@ -143,6 +143,101 @@ fn write_table(out: &mut dyn std::io::Write, rc: &RiskCoverage) -> std::io::Resu
             cov * 100.0,
             err * 100.0
         )?;
+    }
+    Ok(())
+}
+
+/// Labels `bench_labelled` reads, each a folder: a digit, or a blank cell.
+const LABELS: [(&str, Option<u8>); 11] = [
+    ("0", Some(0)),
+    ("1", Some(1)),
+    ("2", Some(2)),
+    ("3", Some(3)),
+    ("4", Some(4)),
+    ("5", Some(5)),
+    ("6", Some(6)),
+    ("7", Some(7)),
+    ("8", Some(8)),
+    ("9", Some(9)),
+    ("blank", None),
+];
+
+/// `todoke bench digits --labelled DIR`: the reader on cells a person
+/// sorted into `DIR/0` … `DIR/9` and `DIR/blank` (cells of real forms,
+/// written by `todoke digits cells`): the same figures as on MNIST, and the
+/// cells read wrong at or above the shipped threshold, where a label is
+/// worth a second look before the figure is believed.
+pub fn bench_labelled(
+    reader: &dyn DigitReader,
+    dir: &Path,
+    out: &mut dyn std::io::Write,
+) -> anyhow::Result<()> {
+    let mut files = Vec::new();
+    let mut truth = Vec::new();
+    for (name, label) in LABELS {
+        let sub = dir.join(name);
+        if sub.is_dir() {
+            for f in pngs_in(&sub)? {
+                files.push(f);
+                truth.push(label);
+            }
+        }
+    }
+    anyhow::ensure!(
+        !files.is_empty(),
+        "no labelled cells under {} (expected PNGs in {0}/0 … {0}/9 and {0}/blank)",
+        dir.display()
+    );
+    let cells = files
+        .iter()
+        .map(|f| Ok(image::open(f)?.into_luma8()))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let readings: Vec<_> = cells
+        .chunks(64)
+        .flat_map(|c| reader.read_cells(c))
+        .collect();
+    let info = reader.describe();
+    writeln!(out, "reader: {} {}", info.name, info.version)?;
+    let unsorted = pngs_in(dir)?.len();
+    writeln!(
+        out,
+        "labelled cells in {}: {} digits, {} blank{}",
+        dir.display(),
+        truth.iter().flatten().count(),
+        truth.iter().filter(|t| t.is_none()).count(),
+        match unsorted {
+            0 => String::new(),
+            n => format!(" ({n} not yet sorted, not counted)"),
+        }
+    )?;
+    let (digit, blank) = train::accuracies(&readings, &truth);
+    writeln!(
+        out,
+        "top-1 accuracy on digits: {digit:.4}; blank vs digit: {blank:.4}"
+    )?;
+    let rc = risk_coverage(&readings, &truth);
+    write_table(out, &rc)?;
+    write_tails(out, &readings, &truth)?;
+    let show = |t: Option<f32>| t.map_or("none".to_string(), |t| t.to_string());
+    writeln!(
+        out,
+        "lowest threshold with error <= {}%: {}; with no error: {}",
+        train::TARGET_ERROR * 100.0,
+        show(train::pick_threshold(&rc)),
+        show(train::pick_error_free(&rc))
+    )?;
+    let digit_name = |d: Option<u8>| d.map_or("blank".to_string(), |d| d.to_string());
+    for ((f, r), t) in files.iter().zip(&readings).zip(&truth) {
+        if r.digit != *t && r.confidence >= super::cnn::SHIPPED_THRESHOLD {
+            writeln!(
+                out,
+                "read wrong at {:.4}: {} (labelled {}, read {})",
+                r.confidence,
+                f.display(),
+                digit_name(*t),
+                digit_name(r.digit)
+            )?;
+        }
     }
     Ok(())
 }

@@ -87,11 +87,7 @@ pub fn classify_dir(
     dir: &std::path::Path,
     out: &mut dyn std::io::Write,
 ) -> anyhow::Result<()> {
-    let mut files: Vec<std::path::PathBuf> = std::fs::read_dir(dir)?
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.extension().is_some_and(|e| e.eq_ignore_ascii_case("png")))
-        .collect();
-    files.sort();
+    let files = pngs_in(dir)?;
     let show = |d: Option<u8>| d.map(|d| d.to_string()).unwrap_or_default();
     for f in files {
         let cell = image::open(&f)?.into_luma8();
@@ -107,6 +103,16 @@ pub fn classify_dir(
         )?;
     }
     Ok(())
+}
+
+/// The PNG files directly in `dir`, sorted by name.
+pub fn pngs_in(dir: &std::path::Path) -> std::io::Result<Vec<std::path::PathBuf>> {
+    let mut files: Vec<std::path::PathBuf> = std::fs::read_dir(dir)?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|e| e.eq_ignore_ascii_case("png")))
+        .collect();
+    files.sort();
+    Ok(files)
 }
 
 #[cfg(test)]
