@@ -70,6 +70,11 @@ pub struct WatchConfig {
     pub poll_secs: f64,
     /// A full listing of every inbox at this interval catches missed events.
     pub rescan_secs: f64,
+    /// Every branch inbox is a mount of that branch's share: one that is not
+    /// a mount point (the share dropped) is reported unhealthy rather than
+    /// looking like a branch with no scans. Files found there are still
+    /// taken: left alone, the share would hide them once it is back.
+    pub mounted: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -107,6 +112,7 @@ impl Default for WatchConfig {
             quiet_secs: 5.0,
             poll_secs: 2.0,
             rescan_secs: 30.0,
+            mounted: false,
         }
     }
 }
@@ -280,6 +286,11 @@ quiet_secs = 5.0
 poll_secs = 2.0
 # A full listing of every inbox at this interval catches missed events.
 rescan_secs = 30.0
+# true when each inbox/<branch> is where that branch's share is mounted: an inbox
+# that is then not a mount point (the share dropped, or never came up at boot) is
+# reported by `todoke status` and the log instead of looking like a branch that
+# sent no scans.
+mounted = false
 
 [batch]
 # Weekly close, local time ("Mon 09:00"); "" closes only on

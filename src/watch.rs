@@ -135,6 +135,27 @@ fn is_network_fs(path: &Path) -> bool {
     matches!(st.f_type as i64, CIFS | SMB2 | SMB | NFS | FUSE)
 }
 
+/// Why a branch inbox cannot be watched, if it cannot.
+fn inbox_trouble(dir: &Path, mounted: bool) -> Option<&'static str> {
+    if std::fs::read_dir(dir).is_err() {
+        return Some("inbox missing or unreadable");
+    }
+    if mounted && !is_mount_point(dir) {
+        return Some("share not mounted (the inbox is not a mount point)");
+    }
+    None
+}
+
+/// Whether `dir` is the root of a mounted file system: its parent is on
+/// another device, or is itself (`/`).
+pub fn is_mount_point(dir: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    match (std::fs::metadata(dir), std::fs::metadata(dir.join(".."))) {
+        (Ok(d), Ok(parent)) => d.dev() != parent.dev() || d.ino() == parent.ino(),
+        _ => false,
+    }
+}
+
 /// Makes a batch id from the local time that neither the ledger nor the
 /// output folder has yet.
 fn new_batch_id(ledger: &Ledger, out: &Path) -> Result<String, WatchError> {
@@ -436,13 +457,14 @@ impl<'r> Daemon<'r> {
         let mut recovered = false;
         for b in &self.config.watch.branches {
             let dir = self.config.watch.inbox.join(b);
-            let ok = std::fs::read_dir(&dir).is_ok();
+            let trouble = inbox_trouble(&dir, self.config.watch.mounted);
+            let ok = trouble.is_none();
             let was = self.healthy.insert(b.clone(), ok);
-            match (was, ok) {
-                (Some(true) | None, false) => {
-                    tracing::warn!(branch = %b, inbox = %dir.display(), "inbox missing or unreadable; retrying")
+            match (was, trouble) {
+                (Some(true) | None, Some(why)) => {
+                    tracing::warn!(branch = %b, inbox = %dir.display(), "{why}; retrying")
                 }
-                (Some(false), true) => {
+                (Some(false), None) => {
                     tracing::info!(branch = %b, "inbox is back");
                     recovered = true;
                 }
@@ -857,9 +879,12 @@ pub fn status_text(config: &Config) -> Result<String, WatchError> {
     );
     for b in &config.watch.branches {
         let dir = config.watch.inbox.join(b);
-        let waiting = match intake::collect(&dir) {
-            Ok(v) => v.len().to_string(),
-            Err(_) => "UNHEALTHY: inbox missing or unreadable".into(),
+        let waiting = match inbox_trouble(&dir, config.watch.mounted) {
+            Some(why) => format!("UNHEALTHY: {why}"),
+            None => intake::collect(&dir).map_or_else(
+                |_| "UNHEALTHY: inbox missing or unreadable".into(),
+                |v| v.len().to_string(),
+            ),
         };
         let _ = writeln!(
             t,
@@ -968,6 +993,34 @@ mod tests {
         assert!(f.pick(vec![pending(5, 2)], 8).is_empty());
         f.ids.clear();
         assert_eq!(ids(f.pick(vec![pending(5, 2)], 8)), [5]);
+    }
+
+    #[test]
+    fn an_inbox_that_should_be_a_mount_and_is_not_is_unhealthy() {
+        assert!(is_mount_point(Path::new("/")));
+        assert!(is_mount_point(Path::new("/proc")));
+        let dir = tempfile::tempdir().unwrap();
+        let inbox = dir.path().join("inbox");
+        std::fs::create_dir_all(inbox.join("honcho")).unwrap();
+        assert!(!is_mount_point(&inbox.join("honcho")));
+        let mut config = Config::default();
+        config.watch.inbox = inbox.clone();
+        config.watch.branches = vec!["honcho".into(), "sakura".into()];
+        config.watch.state = dir.path().join("todoke.db");
+        let text = |config: &Config| status_text(config).unwrap();
+        // Without the setting an empty local folder is a branch with nothing waiting.
+        assert!(
+            text(&config).contains("honcho       0 / 0 / 0"),
+            "{}",
+            text(&config)
+        );
+        config.watch.mounted = true;
+        let shown = text(&config);
+        assert!(
+            shown.contains("honcho       UNHEALTHY: share not mounted"),
+            "{shown}"
+        );
+        assert!(shown.contains("sakura       UNHEALTHY: inbox missing or unreadable"));
     }
 
     #[test]
