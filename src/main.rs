@@ -383,16 +383,12 @@ fn dispatch(command: Command) -> anyhow::Result<()> {
             for why in &done.skipped {
                 eprintln!("skipped {why}");
             }
+            let o = out.display();
             println!(
-                "{} cells from {} read sides of {} files written to {}; sort them into {}/0 … {}/9 and {}/blank, then: todoke bench digits --labelled {}",
+                "{} cells from {} read sides of {} files written to {o}; sort them into {o}/0 … {o}/9 and {o}/blank, then: todoke bench digits --labelled {o}",
                 done.cells.len(),
                 done.pages,
                 done.files,
-                out.display(),
-                out.display(),
-                out.display(),
-                out.display(),
-                out.display()
             );
         }
         Command::Init { dir, forms_dir } => {
