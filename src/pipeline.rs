@@ -203,35 +203,33 @@ fn process_file(
     register: &Register,
     readers: &Readers<'_>,
 ) -> (String, FileOutcome) {
-    let bytes = match std::fs::read(&scan.path) {
-        Ok(b) => b,
-        Err(e) => {
-            return (
-                String::new(),
-                FileOutcome::Quarantine {
-                    reason: format!("unreadable_file: {e}"),
-                },
-            )
-        }
-    };
-    let sha = hex::encode(Sha256::digest(&bytes));
-    let pages = match decode::decode(&bytes, limits, pdf) {
+    let (sha, pages) = read_and_decode(&scan.path, limits, pdf);
+    let pages = match pages {
         Ok(p) => p,
-        Err(e) => {
-            return (
-                sha,
-                FileOutcome::Quarantine {
-                    reason: format!("{}: {e}", e.code()),
-                },
-            )
-        }
+        Err(reason) => return (sha, FileOutcome::Quarantine { reason }),
     };
-    drop(bytes);
     let records = pages
         .into_iter()
         .map(|p| process_page(scan, &sha, p.page, &p.image, templates, register, readers))
         .collect();
     (sha, FileOutcome::Pages(records))
+}
+
+/// A file's sha256 (empty when it cannot be read) and its pages, or the
+/// reason it goes to quarantine. The bytes are dropped before any page is
+/// processed, so memory holds pages, not files.
+fn read_and_decode(
+    path: &Path,
+    limits: &DecodeLimits,
+    pdf: &PdfRenderer,
+) -> (String, Result<Vec<decode::DecodedPage>, String>) {
+    let bytes = match std::fs::read(path) {
+        Ok(b) => b,
+        Err(e) => return (String::new(), Err(format!("unreadable_file: {e}"))),
+    };
+    let sha = hex::encode(Sha256::digest(&bytes));
+    let pages = decode::decode(&bytes, limits, pdf).map_err(|e| format!("{}: {e}", e.code()));
+    (sha, pages)
 }
 
 /// One page through register → read → validate → matching.
@@ -467,15 +465,8 @@ pub fn export_cells(
     for path in files {
         done.files += 1;
         let shown = path.display();
-        let pages = std::fs::read(path)
-            .map_err(|e| format!("unreadable_file: {e}"))
-            .and_then(|b| {
-                let sha = hex::encode(Sha256::digest(&b));
-                let pages =
-                    decode::decode(&b, &limits, &pdf).map_err(|e| format!("{}: {e}", e.code()))?;
-                Ok((sha, pages))
-            });
-        let (sha, pages) = match pages {
+        let (sha, pages) = read_and_decode(path, &limits, &pdf);
+        let pages = match pages {
             Ok(p) => p,
             Err(why) => {
                 done.skipped.push(format!("{shown}: {why}"));
