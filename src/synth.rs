@@ -50,14 +50,15 @@ pub struct SynthOptions {
 /// samples are never trained, tuned or picked on).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
 pub enum DigitSource {
-    /// The whole training split: samples, tests.
+    /// The training digits (MNIST training set, neither reserved nor in
+    /// the validation fold): samples, tests.
     #[default]
     Training,
-    /// Only the validation fold (`index % 5 == 1`), which the model never
-    /// trained on: pages to pick page-level thresholds on.
+    /// Only the validation fold, which the model never trained on: pages to
+    /// pick page-level thresholds on.
     Validation,
-    /// Only the evaluation split (`index % 5 == 0`): pages to measure on,
-    /// never to tune on.
+    /// Only the evaluation split (MNIST test set, even indices): pages to
+    /// measure on, never to tune on.
     Evaluation,
 }
 
@@ -421,12 +422,10 @@ fn load_digits(dir: &Path, source: DigitSource) -> anyhow::Result<Vec<Vec<Vec<f3
     let mut by = vec![Vec::new(); 10];
     let split = match source {
         DigitSource::Evaluation => Split::Eval,
-        DigitSource::Training | DigitSource::Validation => Split::Train,
+        DigitSource::Validation => Split::Validation,
+        DigitSource::Training => Split::Train,
     };
     for s in mnist::load(dir, split)? {
-        if source == DigitSource::Validation && s.index % 5 != 1 {
-            continue;
-        }
         by[s.label as usize].push(s.pixels);
     }
     if by.iter().any(|v| v.is_empty()) {
@@ -1195,7 +1194,7 @@ mod tests {
     }
 
     fn ready() -> bool {
-        let ok = mnist::default_dir().join("0.json").exists() && render::load_font().is_ok();
+        let ok = mnist::available(&mnist::default_dir()) && render::load_font().is_ok();
         if !ok {
             eprintln!("mnist or CJK font missing; skipping");
         }

@@ -1,6 +1,6 @@
 //! `todoke bench digits`: the reader on the validation fold its thresholds
 //! were picked on, then on cells made from the MNIST evaluation split
-//! (`index % 5 == 0`), which nothing trains or tunes on. Figures only:
+//! (MNIST test set, even indices), which nothing trains or tunes on. Figures only:
 //! nothing measured here feeds back into the model or its threshold.
 
 use super::cells::{render_cell, render_sample, Content};
@@ -29,7 +29,7 @@ pub fn bench(
     let (digit, blank) = train::accuracies(&val_readings, &val_truth);
     writeln!(
         out,
-        "validation fold (index % 5 == 1, each digit drawn {} times; thresholds are picked here): top-1 {digit:.4}, blank vs digit {blank:.4}",
+        "validation fold (MNIST training set, index % 6 == 1, reserved indices excluded; each digit drawn {} times; thresholds are picked here): top-1 {digit:.4}, blank vs digit {blank:.4}",
         train::VALIDATION_PASSES
     )?;
     write_table(out, &risk_coverage(&val_readings, &val_truth))?;
@@ -72,7 +72,7 @@ pub fn bench(
     let share = |n: usize, of: usize| n as f64 / of.max(1) as f64;
     writeln!(
         out,
-        "evaluation split: {} digits from the MNIST evaluation split (index % 5 == 0) and {} blank cells, rendered into scanned boxes",
+        "evaluation split: {} digits of the evaluation split (MNIST test set, even indices; other writers) and {} blank cells, rendered into scanned boxes",
         digits.len(),
         blanks.len()
     )?;

@@ -1,8 +1,8 @@
 //! Training the digit CNN, reproducibly from a seed.
 //!
-//! Data: the MNIST training split only (`index % 5 != 0`). Within it, fold
-//! `index % 5 == 1` is held out as our own validation set: it picks the
-//! softmax temperature and the shipped threshold. Folds 2–4 train. Every
+//! Data: the MNIST training set only, without its reserved indices
+//! (`mnist::Split`). Its validation fold picks epochs, the softmax
+//! temperature and the shipped thresholds; the rest trains. Every
 //! epoch renders each digit into a fresh, differently degraded box cell,
 //! and adds blank cells, so the model learns boxes, not MNIST's clean frame.
 
@@ -66,7 +66,7 @@ impl std::fmt::Display for TrainReport {
         )?;
         writeln!(
             f,
-            "validation (MNIST train split, fold index%5==1, each digit drawn {} times): {} digit cells, {} blank cells",
+            "validation fold (MNIST training set, index % 6 == 1, each digit drawn {} times): {} digit cells, {} blank cells",
             VALIDATION_PASSES, self.validation_digits, self.validation_blanks
         )?;
         writeln!(
@@ -194,10 +194,9 @@ fn validation_cells(val: &[Sample], seed: u64) -> Vec<(Option<Vec<f32>>, u32)> {
         .collect()
 }
 
-/// The validation fold: MNIST train-split samples with `index % 5 == 1`.
+/// The validation fold (`mnist::Split::Validation`).
 pub fn validation_fold(mnist_dir: &Path) -> anyhow::Result<Vec<Sample>> {
-    let all = mnist::load(mnist_dir, Split::Train)?;
-    Ok(all.into_iter().filter(|s| s.index % 5 == 1).collect())
+    Ok(mnist::load(mnist_dir, Split::Validation)?)
 }
 
 /// Seed of the validation cells an ensemble's temperature and the shipped
@@ -403,7 +402,7 @@ impl std::fmt::Display for EnsembleReport {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         writeln!(
             f,
-            "validation (fold index%5==1, seed 1, each digit drawn {VALIDATION_PASSES} times)"
+            "validation fold (MNIST training set, index % 6 == 1, seed 1, each digit drawn {VALIDATION_PASSES} times)"
         )?;
         for (path, acc) in &self.members {
             writeln!(f, "member {}: top-1 {acc:.4}", path.display())?;
@@ -548,8 +547,8 @@ fn seeded_init(varmap: &VarMap, rng: &mut StdRng) -> candle_core::Result<()> {
 
 pub fn train(opts: &TrainOptions) -> anyhow::Result<TrainReport> {
     let started = Instant::now();
-    let all = mnist::load(&opts.mnist_dir, Split::Train)?;
-    let (val, train): (Vec<Sample>, Vec<Sample>) = all.into_iter().partition(|s| s.index % 5 == 1);
+    let train = mnist::load(&opts.mnist_dir, Split::Train)?;
+    let val = mnist::load(&opts.mnist_dir, Split::Validation)?;
     let dev = Device::Cpu;
     let varmap = VarMap::new();
     let vb = VarBuilder::from_varmap(&varmap, DType::F32, &dev);
