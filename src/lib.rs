@@ -6,6 +6,7 @@
 //! `watch` runs them as a daemon over watched inboxes, with `ledger`
 //! (SQLite) recording every scan so that none is lost or read twice.
 
+pub mod checkbox;
 pub mod config;
 pub mod decode;
 pub mod digits;

@@ -3,8 +3,9 @@
 //! Only digit boxes and checkboxes are read. Interpreting what was read
 //! (dates, eras, single vs multiple choice) is the validate stage's job.
 
+use crate::checkbox::{self, BoxEvidence, Verdict};
 use crate::digits::{CellReading, DigitReader};
-use crate::register::{dark_share, warp_rect, RegisteredPage};
+use crate::register::{warp_rect, RegisteredPage};
 use crate::template::{DigitSource, Field, FieldKind, RectMm};
 use image::GrayImage;
 use serde::{Deserialize, Serialize};
@@ -41,7 +42,7 @@ pub enum MarkState {
 
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct MarkReading {
-    /// Share of dark pixels inside the printed border.
+    /// Share of the inside at least half as dark as the printed border.
     pub ink: f32,
     pub state: MarkState,
     /// How sure the state is, 0..=1.
@@ -62,9 +63,6 @@ const CELL_PX_PER_MM: f64 = 10.0;
 const CELL_MARGIN_MM: f64 = 0.6;
 /// Resolution of field images in the mismatch report.
 const FIELD_PX_PER_MM: f64 = 8.0;
-/// Part of a checkbox near its border that is left out of the ink count,
-/// as a share of its size: the printed border and small misregistration.
-const CHECKBOX_INSET: f64 = 0.2;
 
 /// Reads every field of a registered side. Pure: nothing but the image and
 /// the template is looked at.
@@ -73,7 +71,7 @@ pub fn read_page(
     page: &RegisteredPage<'_>,
     readers: &Readers<'_>,
 ) -> Result<PageReading, ReadError> {
-    let defaults = &page.template.defaults;
+    let bilevel = checkbox::is_bilevel(image);
     let mut fields = Vec::with_capacity(page.side.fields.len());
     for field in &page.side.fields {
         let cells = match &field.boxes {
@@ -91,24 +89,7 @@ pub fn read_page(
             }
             None => Vec::new(),
         };
-        let marks = field
-            .options
-            .iter()
-            .map(|o| {
-                let ink = dark_share(
-                    image,
-                    &page.to_image,
-                    o.rect(),
-                    CHECKBOX_INSET,
-                    page.mark_threshold,
-                );
-                classify_mark(
-                    ink,
-                    defaults.checkbox_empty_ink,
-                    defaults.checkbox_marked_ink,
-                )
-            })
-            .collect();
+        let marks = read_marks(image, page, field, bilevel);
         let area = field_area(field).grow(1.5);
         fields.push(FieldReading {
             id: field.id.clone(),
@@ -123,6 +104,22 @@ pub fn read_page(
         side: page.side.id.clone(),
         fields,
     })
+}
+
+/// One reading per checkbox of `field`, in option order. `bilevel`: the page
+/// is a black-and-white scan (`checkbox::is_bilevel`).
+pub fn read_marks(
+    image: &GrayImage,
+    page: &RegisteredPage<'_>,
+    field: &Field,
+    bilevel: bool,
+) -> Vec<MarkReading> {
+    (0..field.options.len())
+        .map(|i| {
+            let e = checkbox::evidence(image, &page.to_image, page.side, field, i, bilevel);
+            mark_reading(&e, &page.template.defaults)
+        })
+        .collect()
 }
 
 /// The crops of a field's digit boxes, each with a margin, as readers are
@@ -147,6 +144,22 @@ pub fn digit_cells(image: &GrayImage, page: &RegisteredPage<'_>, field: &Field) 
 pub enum ReadError {
     #[error("field {field} is machine-printed but no printed-digit reader is configured")]
     NoPrintedReader { field: String },
+}
+
+/// A box's evidence as a mark state. Only what `checkbox::verdict` calls
+/// clearly empty or clearly marked is sure; anything else is uncertain with
+/// a confidence below any field threshold, so it is never taken as empty.
+pub fn mark_reading(e: &BoxEvidence, defaults: &crate::template::Defaults) -> MarkReading {
+    let (empty, marked) = (defaults.checkbox_empty_ink, defaults.checkbox_marked_ink);
+    let as_if = match checkbox::verdict(e, defaults) {
+        Verdict::Empty => e.ink.min(empty),
+        Verdict::Marked => e.ink.max(marked),
+        Verdict::Uncertain => e.ink.clamp(empty + 1e-4, marked - 1e-4),
+    };
+    MarkReading {
+        ink: e.ink,
+        ..classify_mark(as_if, empty, marked)
+    }
 }
 
 /// Turns an ink share into a mark state. Inside the band between the two

@@ -21,9 +21,6 @@ pub struct RegisteredPage<'t> {
     pub turned: bool,
     /// Grey level below which a pixel counts as ink on this page.
     pub ink_threshold: u8,
-    /// A lighter level for checkboxes, where a faint pencil tick is still an
-    /// answer: nearer the paper than the ink.
-    pub mark_threshold: u8,
     /// Pixels per millimetre, estimated from the marks.
     pub px_per_mm: f64,
 }
@@ -173,7 +170,6 @@ fn register_to<'t>(
                     to_image: hom,
                     turned: is_turned,
                     ink_threshold,
-                    mark_threshold: levels.mark_threshold(),
                     px_per_mm,
                 });
             }
@@ -194,11 +190,6 @@ struct GreyLevels {
 impl GreyLevels {
     fn ink_threshold(self) -> u8 {
         ((self.paper as u16 + self.ink as u16) / 2).clamp(60, 200) as u8
-    }
-
-    fn mark_threshold(self) -> u8 {
-        let span = (self.paper - self.ink) as f32;
-        (self.paper as f32 - 0.3 * span).clamp(60.0, 225.0) as u8
     }
 }
 

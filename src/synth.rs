@@ -11,7 +11,7 @@
 use crate::digits::mnist::{self, Split};
 use crate::pdfwrite::{write_pdf, PdfPage};
 use crate::render;
-use crate::template::{self, Era, Field, FieldKind, RectMm, Side, Template};
+use crate::template::{self, Choice, Era, Field, FieldKind, RectMm, Side, Template};
 use ab_glyph::FontArc;
 use anyhow::{bail, Context};
 use chrono::{Datelike, Duration, NaiveDate};
@@ -131,6 +131,16 @@ pub struct TruthPage {
     /// What is written on the paper: digits as strings, dates `YYYY-MM-DD`,
     /// single choice a 1-based option index, multiple a sorted list of them.
     pub fields: BTreeMap<String, serde_json::Value>,
+    /// How each checkbox field's answers were marked (`tick`, `circle` …;
+    /// `rub_out`: a mark rubbed out in another box, the answer ticked).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub mark_styles: BTreeMap<String, MarkStyle>,
+    /// Scanned in black and white (every pixel paper or black).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub bilevel: bool,
+    /// The scanner lid or bed shows darker than the paper around it.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub dark_lid: bool,
 }
 
 /// The check digit of a 個人番号 from its first 11 digits.
@@ -361,10 +371,23 @@ pub fn synth(opts: &SynthOptions) -> anyhow::Result<SynthSummary> {
             file: format!("{branch}/{file}"),
             pages: Vec::with_capacity(n),
         };
+        // Document mode writes black and white; only lossless files carry it.
+        let bilevel = matches!(format, Format::Png | Format::Tiff) && rng.gen_bool(0.0);
         for (k, plan) in plans[i..i + n].iter().enumerate() {
-            let page = draw_page(plan, &digits, &font, &mut blanks, &mut rng);
-            images.push((scan(&page, plan, format, &mut rng), plan.dpi));
+            let (page, mark_styles) = draw_page(plan, &digits, &font, &mut blanks, &mut rng);
+            let look = ScanLook {
+                bilevel,
+                dark_lid: rng.gen_bool(0.0),
+            };
+            let lossless = matches!(format, Format::Png | Format::Tiff);
+            images.push((
+                scan(&page, plan.dpi, plan.upside_down, lossless, look, &mut rng),
+                plan.dpi,
+            ));
             truth.pages.push(TruthPage {
+                mark_styles,
+                bilevel: look.bilevel,
+                dark_lid: look.dark_lid,
                 page: k + 1,
                 form: plan.template.map(|t| t.id.clone()),
                 side: plan.side.map(|s| s.id.clone()),
@@ -836,17 +859,144 @@ impl Canvas {
         }
     }
 
+    /// A pencil stroke: graphite leaves grains, some darker than the line's
+    /// tone and some gaps, which is what a black-and-white scan keeps of it.
+    fn pencil(&mut self, a: (f64, f64), b: (f64, f64), width_mm: f64, gray: u8, rng: &mut StdRng) {
+        let (ax, ay) = (a.0 * self.ppm, a.1 * self.ppm);
+        let (bx, by) = (b.0 * self.ppm, b.1 * self.ppm);
+        let r = (width_mm * self.ppm / 2.0).max(0.6);
+        let x0 = (ax.min(bx) - r - 1.0).max(0.0) as u32;
+        let y0 = (ay.min(by) - r - 1.0).max(0.0) as u32;
+        let x1 = ((ax.max(bx) + r + 2.0) as u32).min(self.img.width());
+        let y1 = ((ay.max(by) + r + 2.0) as u32).min(self.img.height());
+        let (dx, dy) = (bx - ax, by - ay);
+        let len2 = (dx * dx + dy * dy).max(1e-9);
+        for y in y0..y1 {
+            for x in x0..x1 {
+                let (px, py) = (x as f64 + 0.5, y as f64 + 0.5);
+                let t = (((px - ax) * dx + (py - ay) * dy) / len2).clamp(0.0, 1.0);
+                let d = (px - ax - t * dx).hypot(py - ay - t * dy);
+                let cov = (r + 0.5 - d).clamp(0.0, 1.0);
+                if cov > 0.0 {
+                    let grain = rng.gen_range(0.3..1.6);
+                    let dark = (cov * grain * (255.0 - gray as f64)).min(255.0);
+                    let p = self.img.get_pixel_mut(x, y);
+                    p[0] = p[0].min((255.0 - dark) as u8);
+                }
+            }
+        }
+    }
+
+    /// A hand-drawn closed curve around (cx, cy): not quite round, not
+    /// quite closed (or overlapping its start), starting anywhere.
+    fn loop_around(&mut self, c: (f64, f64), rx: f64, ry: f64, rng: &mut StdRng, pen: u8) {
+        let start = rng.gen_range(0.0..std::f64::consts::TAU);
+        let sweep = std::f64::consts::TAU * rng.gen_range(0.94..1.12);
+        let width = rng.gen_range(0.4..0.6);
+        let tilt: f64 = rng.gen_range(-0.15..0.15);
+        let (wobble_a, wobble_p) = (rng.gen_range(0.0..0.06), rng.gen_range(0.0..6.3));
+        let n = 48;
+        let pts: Vec<(f64, f64)> = (0..=n)
+            .map(|k| {
+                let t = start + sweep * k as f64 / n as f64;
+                // A spiral's drift: the end does not meet the start exactly.
+                let grow =
+                    1.0 + 0.05 * (k as f64 / n as f64) + wobble_a * (3.0 * t + wobble_p).sin();
+                let (x, y) = (rx * grow * t.cos(), ry * grow * t.sin());
+                let (s, co) = tilt.sin_cos();
+                (c.0 + x * co - y * s, c.1 + x * s + y * co)
+            })
+            .collect();
+        self.polyline(&pts, width, pen);
+    }
+
+    /// Answers option `o` in `style`. `RubOut` draws the answer itself (a
+    /// tick); the rubbed-out mark is `rubbed_out`.
+    fn answer(&mut self, o: &Choice, style: MarkStyle, rng: &mut StdRng, pen: u8) {
+        let r = o.rect();
+        match style {
+            MarkStyle::Circle => {
+                let c = (
+                    r.x + r.w / 2.0 + rng.gen_range(-0.3..0.3),
+                    r.y + r.h / 2.0 + rng.gen_range(-0.3..0.3),
+                );
+                let rx = rng.gen_range(3.0..3.7);
+                let ry = rng.gen_range(3.0..3.7);
+                self.loop_around(c, rx, ry, rng, pen);
+            }
+            MarkStyle::Oval => {
+                let l = crate::checkbox::label_rect(o);
+                // Around the label alone, or the box and the label together.
+                let around = if rng.gen_bool(0.5) {
+                    l
+                } else {
+                    RectMm {
+                        x: r.x,
+                        y: r.y,
+                        w: l.x + l.w - r.x,
+                        h: r.h,
+                    }
+                };
+                let c = (
+                    around.x + around.w / 2.0 + rng.gen_range(-0.3..0.3),
+                    around.y + around.h / 2.0 + rng.gen_range(-0.2..0.2),
+                );
+                let rx = around.w / 2.0 + rng.gen_range(1.0..1.8);
+                let ry = around.h / 2.0 + rng.gen_range(1.0..1.6);
+                self.loop_around(c, rx, ry, rng, pen);
+            }
+            MarkStyle::RubOut => self.check(r, MarkStyle::Tick, rng, pen),
+            _ => self.check(r, style, rng, pen),
+        }
+    }
+
+    /// What is left of a mark rubbed out with an eraser: a wide, faint
+    /// trace of it.
+    fn rubbed_out(&mut self, r: RectMm, rng: &mut StdRng, pen: u8) {
+        let mut ghost = Canvas {
+            img: GrayImage::from_pixel(self.img.width(), self.img.height(), Luma([255])),
+            ppm: self.ppm,
+        };
+        let style = *[MarkStyle::Tick, MarkStyle::Cross]
+            .choose(rng)
+            .expect("non-empty");
+        ghost.check(r, style, rng, pen);
+        let keep = rng.gen_range(0.06..0.16);
+        let g = r.grow(1.5);
+        let (x0, y0) = ((g.x * self.ppm) as u32, (g.y * self.ppm) as u32);
+        let (x1, y1) = (
+            (((g.x + g.w) * self.ppm) as u32).min(self.img.width()),
+            (((g.y + g.h) * self.ppm) as u32).min(self.img.height()),
+        );
+        for y in y0..y1 {
+            for x in x0..x1 {
+                let dark = (255 - ghost.img.get_pixel(x, y)[0]) as f64 * keep;
+                let p = self.img.get_pixel_mut(x, y);
+                p[0] = p[0].min((255.0 - dark) as u8);
+            }
+        }
+    }
+
     fn check(&mut self, r: RectMm, style: MarkStyle, rng: &mut StdRng, pen: u8) {
         let s = r.w;
         let j = |rng: &mut StdRng| rng.gen_range(-0.1..0.1) * s;
         let at =
             |fx: f64, fy: f64, rng: &mut StdRng| (r.x + fx * s + j(rng), r.y + fy * s + j(rng));
         match style {
-            MarkStyle::Tick | MarkStyle::Faint => {
-                let (width, gray) = match style {
-                    MarkStyle::Faint => (rng.gen_range(0.3..0.42), rng.gen_range(95..125)),
-                    _ => (rng.gen_range(0.45..0.7), pen),
-                };
+            MarkStyle::Pencil => {
+                let width = rng.gen_range(0.3..0.45);
+                let gray = rng.gen_range(150..195);
+                let pts = [
+                    at(0.12, 0.5, rng),
+                    at(0.4, 0.88, rng),
+                    at(rng.gen_range(0.9..1.2), -0.15, rng),
+                ];
+                self.pencil(pts[0], pts[1], width, gray, rng);
+                self.pencil(pts[1], pts[2], width, gray, rng);
+            }
+            MarkStyle::Faint => {
+                let width = rng.gen_range(0.3..0.42);
+                let gray = rng.gen_range(95..125);
                 let pts = [
                     at(0.12, 0.5, rng),
                     at(0.4, 0.88, rng),
@@ -871,16 +1021,56 @@ impl Canvas {
                 }
                 self.polyline(&pts, 0.8, pen);
             }
+            // Circles and rub-outs are drawn by `answer`; in a bare box
+            // they are ticks.
+            MarkStyle::Tick | MarkStyle::Circle | MarkStyle::Oval | MarkStyle::RubOut => {
+                let pts = [
+                    at(0.12, 0.5, rng),
+                    at(0.4, 0.88, rng),
+                    at(rng.gen_range(0.9..1.2), -0.15, rng),
+                ];
+                self.polyline(&pts, rng.gen_range(0.45..0.7), pen);
+            }
         }
     }
 }
 
-#[derive(Clone, Copy, Debug)]
-enum MarkStyle {
+/// How a checkbox answer is marked: what people do on paper.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MarkStyle {
     Tick,
     Cross,
     Filled,
+    /// A light pen tick.
     Faint,
+    /// A faint pencil tick, grainy.
+    Pencil,
+    /// A circle around the box, the 〇-style habit.
+    Circle,
+    /// An oval over the label (and sometimes the box).
+    Oval,
+    /// Another box's mark rubbed out, the answer ticked.
+    RubOut,
+}
+
+/// Draws option `idx` of `field` answered in `style` on an upright page
+/// drawn at `dpi` (a rendered blank), for tests and tools.
+pub fn draw_answer(
+    img: &mut GrayImage,
+    dpi: u32,
+    field: &Field,
+    idx: usize,
+    style: MarkStyle,
+    seed: u64,
+) {
+    let mut rng = StdRng::seed_from_u64(seed);
+    let mut c = Canvas {
+        img: std::mem::take(img),
+        ppm: dpi as f64 / 25.4,
+    };
+    c.answer(&field.options[idx], style, &mut rng, 30);
+    *img = c.img;
 }
 
 fn bilinear28(s: &[f32], x: f64, y: f64) -> f32 {
@@ -919,12 +1109,14 @@ fn draw_page(
     font: &FontArc,
     blanks: &mut HashMap<(String, u32), GrayImage>,
     rng: &mut StdRng,
-) -> GrayImage {
+) -> (GrayImage, BTreeMap<String, MarkStyle>) {
     let dpi = plan.dpi;
+    let mut styles = BTreeMap::new();
     let (Some(t), Some(side)) = (plan.template, plan.side) else {
         // A sheet that is not a form: blank paper, A4 at the page's dpi.
         let ppm = dpi as f64 / 25.4;
-        return GrayImage::from_pixel((210.0 * ppm) as u32, (297.0 * ppm) as u32, Luma([255]));
+        let blank = GrayImage::from_pixel((210.0 * ppm) as u32, (297.0 * ppm) as u32, Luma([255]));
+        return (blank, styles);
     };
     let img = blanks
         .entry((side.id.clone(), dpi))
@@ -935,12 +1127,7 @@ fn draw_page(
         ppm: dpi as f64 / 25.4,
     };
     let pen: u8 = rng.gen_range(10..70);
-    let style = match rng.gen_range(0..100) {
-        0..=49 => MarkStyle::Tick,
-        50..=74 => MarkStyle::Cross,
-        75..=87 => MarkStyle::Filled,
-        _ => MarkStyle::Faint,
-    };
+    let style = pick_style(rng);
     for f in &side.fields {
         let Some(v) = plan.values.get(&f.id) else {
             continue;
@@ -965,17 +1152,27 @@ fn draw_page(
                 c.digit(sample, r, rng, pen);
             }
         }
-        for i in marks {
-            // An occasional different mark: people are not consistent.
-            let s = if rng.gen_bool(0.15) {
-                *[MarkStyle::Tick, MarkStyle::Cross, MarkStyle::Faint]
-                    .choose(rng)
-                    .expect("non-empty")
-            } else {
-                style
-            };
-            c.check(f.options[i].rect(), s, rng, pen);
+        if f.options.is_empty() {
+            continue;
         }
+        // An occasional field marked differently: people are not consistent.
+        let s = if rng.gen_bool(0.15) {
+            pick_style(rng)
+        } else {
+            style
+        };
+        if s == MarkStyle::RubOut {
+            let others: Vec<usize> = (0..f.options.len())
+                .filter(|i| !marks.contains(i))
+                .collect();
+            if let Some(&i) = others.choose(rng) {
+                c.rubbed_out(f.options[i].rect(), rng, pen);
+            }
+        }
+        for &i in &marks {
+            c.answer(&f.options[i], s, rng, pen);
+        }
+        styles.insert(f.id.clone(), s);
     }
     if side.read && rng.gen_bool(0.2) {
         stray_mark(&mut c, side, rng, pen);
@@ -983,7 +1180,17 @@ fn draw_page(
     if !side.read {
         doctor_marks(&mut c, side, rng);
     }
-    c.img
+    (c.img, styles)
+}
+
+/// How a page's writer marks checkboxes.
+fn pick_style(rng: &mut StdRng) -> MarkStyle {
+    match rng.gen_range(0..100) {
+        0..=49 => MarkStyle::Tick,
+        50..=74 => MarkStyle::Cross,
+        75..=87 => MarkStyle::Filled,
+        _ => MarkStyle::Faint,
+    }
 }
 
 /// A short stroke just outside a checkbox: a pen resting near the box, an
@@ -1045,23 +1252,57 @@ fn doctor_marks(c: &mut Canvas, side: &Side, rng: &mut StdRng) {
 /// from the edge: an A4-sized scan window would crop it.
 const BED_MARGIN_MM: f64 = 6.0;
 
+/// How the scanner treats a page besides the usual skew, tone and noise.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ScanLook {
+    /// Document mode: every pixel black or white, at the scanner's level.
+    pub bilevel: bool,
+    /// The lid or bed beyond the paper shows darker than the paper (a grey
+    /// lid, an open lid's shadow), and the sheet lies off-centre, so that a
+    /// corner mark sits close to that dark margin.
+    pub dark_lid: bool,
+}
+
 /// Skew, shift, scale, paper tone, blur and noise; the result is the page
-/// as a scanner at the plan's dpi would see it, A4 plus a little of the bed.
-fn scan(page: &GrayImage, plan: &PagePlan, format: Format, rng: &mut StdRng) -> GrayImage {
-    let ppm = plan.dpi as f64 / 25.4;
+/// as a scanner at `dpi` would see it, A4 plus a little of the bed.
+/// `lossless`: the file format keeps every grey (PNG, TIFF), so the
+/// scanner clips the paper tone to white.
+pub fn scan(
+    page: &GrayImage,
+    dpi: u32,
+    upside_down: bool,
+    lossless: bool,
+    look: ScanLook,
+    rng: &mut StdRng,
+) -> GrayImage {
+    let ppm = dpi as f64 / 25.4;
     let (w, h) = (
         ((210.0 + 2.0 * BED_MARGIN_MM) * ppm).round() as u32,
         ((297.0 + 2.0 * BED_MARGIN_MM) * ppm).round() as u32,
     );
     let mut theta = rng.gen_range(-3.0f64..3.0).to_radians();
-    if plan.upside_down {
+    if upside_down {
         theta += std::f64::consts::PI;
     }
     let scale = rng.gen_range(0.97..1.03);
-    let (sx, sy) = (
+    let (mut sx, mut sy) = (
         rng.gen_range(-3.0..3.0) * ppm,
         rng.gen_range(-3.0..3.0) * ppm,
     );
+    // Beyond the paper: the white lid, or a darker one; with the darker one
+    // the sheet lies against a corner of the window, less skewed.
+    let lid = if look.dark_lid {
+        theta = if upside_down {
+            std::f64::consts::PI
+        } else {
+            0.0
+        } + rng.gen_range(-0.8f64..0.8).to_radians();
+        sx = rng.gen_range(3.5..5.5) * ppm * if rng.gen_bool(0.5) { 1.0 } else { -1.0 };
+        sy = rng.gen_range(3.5..5.5) * ppm * if rng.gen_bool(0.5) { 1.0 } else { -1.0 };
+        Some(rng.gen_range(110.0..215.0))
+    } else {
+        None
+    };
     let (sin, cos) = theta.sin_cos();
     let (cx, cy) = (page.width() as f64 / 2.0, page.height() as f64 / 2.0);
     let (ox, oy) = (w as f64 / 2.0 + sx, h as f64 / 2.0 + sy);
@@ -1075,7 +1316,8 @@ fn scan(page: &GrayImage, plan: &PagePlan, format: Format, rng: &mut StdRng) -> 
             let (dx, dy) = (x as f64 + 0.5 - ox, y as f64 + 0.5 - oy);
             let u = (dx * cos + dy * sin) / scale + cx - 0.5;
             let v = (-dx * sin + dy * cos) / scale + cy - 0.5;
-            let val = if u < 0.0 || v < 0.0 || u >= pw - 1.0 || v >= ph - 1.0 {
+            let off = u < 0.0 || v < 0.0 || u >= pw - 1.0 || v >= ph - 1.0;
+            let val = if off {
                 255.0
             } else {
                 let (x0, y0) = (u.floor(), v.floor());
@@ -1086,7 +1328,11 @@ fn scan(page: &GrayImage, plan: &PagePlan, format: Format, rng: &mut StdRng) -> 
                     + p(0, 1) * (1.0 - fx) * fy
                     + p(1, 1) * fx * fy
             };
-            out.put_pixel(x, y, Luma([(floor + (paper - floor) * val / 255.0) as u8]));
+            let tone = match lid {
+                Some(l) if off => l,
+                _ => floor + (paper - floor) * val / 255.0,
+            };
+            out.put_pixel(x, y, Luma([tone as u8]));
         }
     }
     // Sensor noise goes in before the optics blur it, which keeps it at the
@@ -1096,11 +1342,18 @@ fn scan(page: &GrayImage, plan: &PagePlan, format: Format, rng: &mut StdRng) -> 
     for p in out.pixels_mut() {
         p[0] = (p[0] as f64 + normal.sample(rng)).clamp(0.0, 255.0) as u8;
     }
-    let sigma = rng.gen_range(0.6..1.0) * plan.dpi as f32 / 300.0;
+    let sigma = rng.gen_range(0.6..1.0) * dpi as f32 / 300.0;
     let mut out = imageproc::filter::gaussian_blur_f32(&out, sigma);
-    // Lossless formats are what scanners write after removing the paper
-    // tone; without that, the grain would make them ten times larger.
-    if matches!(format, Format::Png | Format::Tiff) {
+    if look.bilevel {
+        // The scanner's black level: a faint stroke keeps only its darkest
+        // grains, or nothing.
+        let level = rng.gen_range(110.0..150.0) as u8;
+        for p in out.pixels_mut() {
+            p[0] = if p[0] < level { 0 } else { 255 };
+        }
+    } else if lossless {
+        // Lossless formats are what scanners write after removing the paper
+        // tone; without that, the grain would make them ten times larger.
         let clip = (paper - 12.0) as u8;
         for p in out.pixels_mut() {
             if p[0] >= clip {

@@ -143,7 +143,9 @@ pub fn validate(template: &Template, side: &Side, reading: &PageReading) -> Vali
 /// doubtful tick is never vouched for, here or by the register.
 pub fn ticks_sure(field: &Field, r: &FieldReading, defaults: &Defaults) -> bool {
     let threshold = field.threshold(defaults);
-    r.marks.iter().all(|m| m.confidence >= threshold)
+    r.marks
+        .iter()
+        .all(|m| m.state != MarkState::Uncertain && m.confidence >= threshold)
 }
 
 /// A value that follows its own rules, sure or not: what relations and
@@ -290,6 +292,12 @@ pub fn validate_field(field: &Field, r: &FieldReading, threshold: f32) -> FieldR
     };
     if status == FieldStatus::Missing && !field.required {
         status = FieldStatus::Ok;
+    }
+    // A box that is neither clearly empty nor clearly marked may be an
+    // answer left out or one that is not there: whatever else was read, the
+    // field cannot be taken as it stands, whatever its threshold.
+    if status == FieldStatus::Ok && r.marks.iter().any(|m| m.state == MarkState::Uncertain) {
+        status = FieldStatus::LowConfidence;
     }
     // A confident wrong answer is still wrong, so rule failures win; a rule
     // that passes on doubtful readings is not trusted.
@@ -499,8 +507,8 @@ fn multi_value(r: &FieldReading) -> (serde_json::Value, FieldStatus) {
     let uncertain = r.marks.iter().any(|m| m.state == MarkState::Uncertain);
     // Nothing ticked is "missing" for a required question; a question where
     // no tick is itself an answer ("all that apply" without a "none" box)
-    // is declared `required = false` in its template. Uncertain boxes are
-    // judged by the confidence.
+    // is declared `required = false` in its template. Uncertain boxes make
+    // the field doubtful in `validate_field`.
     let status = if marked.is_empty() && !uncertain {
         FieldStatus::Missing
     } else {
