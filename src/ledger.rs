@@ -809,6 +809,43 @@ impl Ledger {
         Ok(decision)
     }
 
+    /// Corrections not yet in a published batch, with when each was made:
+    /// counted by `todoke tally` before the next close.
+    pub fn unpublished_corrections(&self) -> Result<Vec<(PageRecord, String)>, LedgerError> {
+        let mut st = self.conn.prepare(
+            "SELECT c.scan_id, c.page, c.record, c.at FROM corrections c
+             WHERE c.batch_id IS NULL
+                OR NOT EXISTS (SELECT 1 FROM batches b WHERE b.id = c.batch_id AND b.state = 'published')
+             ORDER BY c.at, c.scan_id, c.page",
+        )?;
+        let mut rows = st.query([])?;
+        let mut out = Vec::new();
+        while let Some(row) = rows.next()? {
+            let (scan, page): (i64, i64) = (row.get(0)?, row.get(1)?);
+            let text: String = row.get(2)?;
+            let record = serde_json::from_str(&text).map_err(|source| LedgerError::Record {
+                scan,
+                page,
+                source,
+            })?;
+            out.push((record, row.get(3)?));
+        }
+        Ok(out)
+    }
+
+    /// Pages staff rejected, as (scan sha256, page): decided, so no longer open.
+    pub fn rejected_pages(
+        &self,
+    ) -> Result<std::collections::HashSet<(String, usize)>, LedgerError> {
+        let mut st = self.conn.prepare(
+            "SELECT s.sha256, r.page FROM rejections r JOIN scans s ON s.id = r.scan_id",
+        )?;
+        let rows = st.query_map([], |r| {
+            Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)? as usize))
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
     /// The audit log, oldest first, from `since` (RFC 3339 or a date) on.
     pub fn audit(&self, since: Option<&str>) -> Result<Vec<AuditEntry>, LedgerError> {
         let mut st = self.conn.prepare(
