@@ -899,6 +899,62 @@ mod tests {
     }
 
     #[test]
+    fn corrections_count_for_the_tally_until_published_and_rejections_by_sha() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut l = Ledger::open(&dir.path().join("todoke.db")).unwrap();
+        let Received::New(a) = l
+            .receive("sha-a", "honcho", "honcho/a.png", "honcho/1-a.png")
+            .unwrap()
+        else {
+            panic!("new scan")
+        };
+        let Received::New(b) = l
+            .receive("sha-b", "honcho", "honcho/b.png", "honcho/2-b.png")
+            .unwrap()
+        else {
+            panic!("new scan")
+        };
+        l.store_read(a, &[page("honcho/a.png", PageStatus::Mismatch, "0012")])
+            .unwrap();
+        l.store_read(b, &[page("honcho/b.png", PageStatus::Mismatch, "0013")])
+            .unwrap();
+        l.open_batch("b1").unwrap();
+        l.publish("b1").unwrap();
+        let mut fixed = page("honcho/a.png", PageStatus::Validated, "0012");
+        fixed.corrected = true;
+        let corrected = Decision::Corrected {
+            record: Box::new(fixed),
+            changes: vec![],
+        };
+        l.decide(a, 1, "山田", &corrected).unwrap();
+        l.decide(
+            b,
+            1,
+            "山田",
+            &Decision::Rejected {
+                reason: "別人".into(),
+            },
+        )
+        .unwrap();
+        let pending = l.unpublished_corrections().unwrap();
+        assert_eq!(pending.len(), 1);
+        assert!(pending[0].0.corrected && pending[0].0.source == "honcho/a.png");
+        assert!(pending[0]
+            .1
+            .starts_with(&chrono::Local::now().format("%Y-%m-%d").to_string()));
+        assert_eq!(
+            l.rejected_pages().unwrap(),
+            std::collections::HashSet::from([("sha-b".to_string(), 1)])
+        );
+        // Once in a closing batch it still counts; once published it is in
+        // that batch's records.jsonl instead.
+        l.open_batch("b2").unwrap();
+        assert_eq!(l.unpublished_corrections().unwrap().len(), 1);
+        l.publish("b2").unwrap();
+        assert!(l.unpublished_corrections().unwrap().is_empty());
+    }
+
+    #[test]
     fn a_scan_goes_through_its_states_once_and_survives_reopening() {
         let dir = tempfile::tempdir().unwrap();
         let db = dir.path().join("state/todoke.db");

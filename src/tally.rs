@@ -778,7 +778,13 @@ svg text{{font-size:12px}}</style></head><body>\
 
 /// A horizontal bar per item, its share of 100 %, with the counts behind it.
 fn bars(items: &[(String, Ratio)]) -> String {
-    let (label_w, bar_w, row_h) = (300.0, 360.0, 22.0);
+    // Labels are mostly full-width characters at 12 px.
+    let widest = items
+        .iter()
+        .map(|(l, _)| l.chars().count())
+        .max()
+        .unwrap_or(0);
+    let (label_w, bar_w, row_h) = (widest as f64 * 12.5 + 10.0, 360.0, 22.0);
     let height = row_h * items.len() as f64 + 6.0;
     let mut s = format!(
         "<svg width=\"{w}\" height=\"{height}\" role=\"img\">",
