@@ -176,7 +176,7 @@ pub fn parse_date(s: &str) -> Result<NaiveDate, TallyError> {
 
 /// How one page is answered to one question.
 enum Answer {
-    NoAnswer,
+    Blank,
     Invalid,
     /// 0-based option indices ticked (one for a single choice).
     Ticked(Vec<usize>),
@@ -184,7 +184,7 @@ enum Answer {
 
 fn answer(r: &PageRecord, field: &str, multi: bool, n_options: usize) -> Answer {
     let Some(f) = r.fields.get(field) else {
-        return Answer::NoAnswer;
+        return Answer::Blank;
     };
     if matches!(f.status, FieldStatus::MultipleMarks | FieldStatus::Invalid) {
         return Answer::Invalid;
@@ -196,11 +196,11 @@ fn answer(r: &PageRecord, field: &str, multi: bool, n_options: usize) -> Answer 
             .map(|i| i - 1)
     };
     match (&f.value, multi) {
-        (serde_json::Value::Null, _) => Answer::NoAnswer,
+        (serde_json::Value::Null, _) => Answer::Blank,
         (serde_json::Value::Array(items), true) => {
             let ticked: Option<Vec<usize>> = items.iter().map(index).collect();
             match ticked {
-                Some(t) if t.is_empty() => Answer::NoAnswer,
+                Some(t) if t.is_empty() => Answer::Blank,
                 Some(t) => Answer::Ticked(t),
                 None => Answer::Invalid,
             }
@@ -292,7 +292,7 @@ fn count_page(col: &mut Column, r: &PageRecord, qs: &[Question], inds: &[Resolve
     col.pages += 1;
     for (q, a) in qs.iter().zip(col.questions.iter_mut()) {
         match answer(r, &q.field, q.multi, q.options.len()) {
-            Answer::NoAnswer => a.no_answer += 1,
+            Answer::Blank => a.no_answer += 1,
             Answer::Invalid => a.invalid += 1,
             Answer::Ticked(t) => {
                 a.respondents += 1;
@@ -336,7 +336,8 @@ fn count_page(col: &mut Column, r: &PageRecord, qs: &[Question], inds: &[Resolve
 /// read with confidence, else the batch's (an open page's doubtful date
 /// could place it in the wrong year).
 fn page_date(t: Option<&Template>, input: &Input) -> Option<NaiveDate> {
-    t.and_then(|t| t.tally_date.as_deref())
+    t.and_then(|t| t.tally_date.as_ref())
+        .map(|d| d.get_ref().as_str())
         .and_then(|id| input.record.fields.get(id))
         .filter(|f| f.status == FieldStatus::Ok)
         .and_then(|f| f.value.as_str())
@@ -1377,6 +1378,16 @@ mod tests {
             "{e}"
         );
         assert!(e.contains("q_sbs_known has no option \"9\""), "{e}");
+        let not_a_date = shipped.replace(
+            "tally_date = \"checkup_date\"",
+            "tally_date = \"q_economy\"",
+        );
+        std::fs::write(&path, &not_a_date).unwrap();
+        let e = Template::load(&path).unwrap_err().to_string();
+        assert!(
+            e.contains("line 3: tally_date q_economy is not a date field"),
+            "{e}"
+        );
         let bad_field = format!(
             "{shipped}\n[[indicators]]\nname = \"x\"\nfield = \"atena_no\"\nnumerator = [\"1\"]\n"
         );
@@ -1440,5 +1451,105 @@ mod tests {
             None,
         );
         assert_eq!((again.pages(), again.not_yet_counted()), (6, 2));
+    }
+
+    #[test]
+    fn the_daemons_corrections_count_before_their_batch_and_rejections_close_a_page() {
+        use crate::ledger::{Decision, Ledger, Received};
+        let t = templates();
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("todoke.db");
+        let mut l = Ledger::open(&db).unwrap();
+        let mut ids = Vec::new();
+        for (sha, status) in [
+            ("a", PageStatus::Validated),
+            ("b", PageStatus::Mismatch),
+            ("c", PageStatus::Mismatch),
+        ] {
+            let Received::New(id) = l
+                .receive(
+                    sha,
+                    "honcho",
+                    &format!("honcho/{sha}.png"),
+                    &format!("honcho/{sha}.png"),
+                )
+                .unwrap()
+            else {
+                panic!("new scan")
+            };
+            let mut r = page(
+                sha,
+                "honcho",
+                &format!("000000000{}", ids.len()),
+                "2026-06-01",
+                &[],
+            );
+            r.status = status;
+            l.store_read(id, &[r]).unwrap();
+            ids.push(id);
+        }
+        let batch = "20260601-090000";
+        l.open_batch(batch).unwrap();
+        let (records, _) = l.batch_contents(batch).unwrap();
+        let info = crate::emit::BatchInfo {
+            reader: crate::digits::ReaderInfo {
+                name: "test".into(),
+                version: "0".into(),
+            },
+            encoding: None,
+            started: "now".into(),
+        };
+        crate::emit::write_batch(dir.path(), batch, &t, &records, &[], &info).unwrap();
+        l.publish(batch).unwrap();
+        let opts = TallyOptions {
+            forms_dir: Path::new(env!("CARGO_MANIFEST_DIR")).join("forms"),
+            batches: dir.path().join("batches"),
+            ledger: Some(db.clone()),
+            period: fy2026(),
+            by: None,
+            out: dir.path().join("tally"),
+        };
+        let before = run(&opts).unwrap();
+        assert_eq!((before.pages(), before.not_yet_counted()), (1, 2));
+        // Staff correct b (its batch is not closed yet) and reject c.
+        let mut fixed = page(
+            "b",
+            "honcho",
+            "0000000001",
+            "2026-06-01",
+            &[("q_difficulty", ok(json!(2)))],
+        );
+        fixed.corrected = true;
+        l.decide(
+            ids[1],
+            1,
+            "山田",
+            &Decision::Corrected {
+                record: Box::new(fixed),
+                changes: vec![],
+            },
+        )
+        .unwrap();
+        l.decide(
+            ids[2],
+            1,
+            "山田",
+            &Decision::Rejected {
+                reason: "別人".into(),
+            },
+        )
+        .unwrap();
+        let after = run(&opts).unwrap();
+        assert_eq!((after.pages(), after.not_yet_counted()), (2, 0));
+        let f = after
+            .forms
+            .iter()
+            .find(|f| f.form == "infant-checkup")
+            .unwrap();
+        assert_eq!(
+            question(f, &f.columns[0], "q_difficulty").options,
+            vec![1, 1, 0]
+        );
+        assert!(dir.path().join("tally/tally.html").is_file());
     }
 }

@@ -26,7 +26,7 @@ pub struct Template {
     /// The date field that places a page in a tally's period (受診日,
     /// 届出日); unset or unread, the page's batch date.
     #[serde(default)]
-    pub tally_date: Option<String>,
+    pub tally_date: Option<toml::Spanned<String>>,
     /// Shares `todoke tally` reports, defined as the national survey defines
     /// them (forms/README.md cites each source).
     #[serde(default)]
@@ -548,9 +548,12 @@ impl Template {
                 .sides
                 .iter()
                 .flat_map(|s| &s.fields)
-                .any(|f| &f.id == d && f.kind == FieldKind::Date);
+                .any(|f| &f.id == d.get_ref() && f.kind == FieldKind::Date);
             if !is_date {
-                return Some((0, format!("tally_date {d} is not a date field")));
+                return Some((
+                    d.span().start,
+                    format!("tally_date {} is not a date field", d.get_ref()),
+                ));
             }
         }
         for ind in &self.indicators {
