@@ -275,7 +275,7 @@ def pregnancy():
     s.text("受付日　令和　　年　　月　　日　　受付窓口　□ 本庁　□ さくら支所", LEFT + 3, y + 7.0, 3.2)
     s.text("母子健康手帳交付番号［　　　　　　　　］　　担当者［　　　　　　　］", LEFT + 3, y + 14.0, 3.2)
     assert y + 14.0 < PAGE_H - 22, y
-    lines = ['id = "pregnancy-notification"'] + marks_and_header("妊娠届出書") + s.toml()
+    lines = ['id = "pregnancy-notification"', 'tally_date = "notified_on"'] + marks_and_header("妊娠届出書") + s.toml()
     cols = [("ファイル名", "@source"), ("ページ", "@page"), ("受付窓口", "@branch")]
     heads = {"notified_on": "届出日", "atena_no": "宛名番号", "birth_date": "生年月日",
              "my_number": "個人番号", "gestation_weeks": "妊娠週数", "due_date": "出産予定日",
@@ -374,7 +374,9 @@ def infant():
     back.text("ご協力ありがとうございました。", LEFT, y, 3.0)
     assert y < PAGE_H - 22, y
 
-    lines = ['id = "infant-checkup"'] + marks_and_header("乳児一般健康診査受診票") + front.toml() + back.toml()
+    # Asked only of those who feel difficulty (問8 1 or 2): others skip it.
+    next(f for f in back.fields if f["id"] == "q_know_solution")["required"] = False
+    lines = ['id = "infant-checkup"', 'tally_date = "checkup_date"'] + marks_and_header("乳児一般健康診査受診票") + front.toml() + back.toml()
     heads = {"atena_no": "宛名番号", "birth_date": "生年月日", "checkup_date": "受診日",
              "q_continue_raising": "子育て継続意向", "q_postnatal_care": "産後ケア",
              "q_smoking_pregnancy": "妊娠中の喫煙", "q_mother_smoking": "母の喫煙",
@@ -387,7 +389,44 @@ def infant():
     cols += [(heads[f["id"]], f["id"]) for f in back.fields]
     cols.append(("修正有無", "@corrected"))
     cols.append(("確認者", "@reviewer"))
-    return lines + output(cols)
+    return lines + output(cols) + INFANT_INDICATORS
+
+
+# The national survey's definitions (乳幼児健康診査問診回答状況, 健やか親子21
+# (第2次)); forms/README.md cites the source of each. Codes are option codes.
+INFANT_INDICATORS = """
+[[indicators]]
+name = "この地域で子育てをしたいと思う親の割合"
+field = "q_continue_raising"
+numerator = ["1", "2"]
+
+[[indicators]]
+name = "妊娠・出産について満足している者の割合"
+field = "q_postnatal_care"
+numerator = ["1"]
+
+[[indicators]]
+name = "妊娠中の妊婦の喫煙率"
+field = "q_smoking_pregnancy"
+numerator = ["2"]
+
+[[indicators]]
+name = "ゆったりとした気分で子どもと過ごせる時間がある母親の割合"
+field = "q_relaxed_time"
+numerator = ["1"]
+
+[[indicators]]
+name = "育てにくさを感じる親の割合"
+field = "q_difficulty"
+numerator = ["1", "2"]
+
+# Counted among those who feel difficulty always or sometimes, whether or
+# not they answered this question (the sheet's ⑧ / ⑤).
+[[indicators]]
+name = "育てにくさを感じたときに対処できる親の割合"
+field = "q_know_solution"
+numerator = ["1"]
+condition = { field = "q_difficulty", options = ["1", "2"] }""".split("\n")
 
 
 if __name__ == "__main__":

@@ -283,6 +283,10 @@ pub fn write_batch(
         jsonl.push('\n');
     }
     put("records.jsonl", jsonl.into_bytes())?;
+    put(
+        "tally.csv",
+        crate::tally::week_csv(templates, records, batch_id)?,
+    )?;
 
     let mut by_form: BTreeMap<String, BTreeMap<String, usize>> = BTreeMap::new();
     for r in records {

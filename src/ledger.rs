@@ -809,6 +809,43 @@ impl Ledger {
         Ok(decision)
     }
 
+    /// Corrections not yet in a published batch, with when each was made:
+    /// counted by `todoke tally` before the next close.
+    pub fn unpublished_corrections(&self) -> Result<Vec<(PageRecord, String)>, LedgerError> {
+        let mut st = self.conn.prepare(
+            "SELECT c.scan_id, c.page, c.record, c.at FROM corrections c
+             WHERE c.batch_id IS NULL
+                OR NOT EXISTS (SELECT 1 FROM batches b WHERE b.id = c.batch_id AND b.state = 'published')
+             ORDER BY c.at, c.scan_id, c.page",
+        )?;
+        let mut rows = st.query([])?;
+        let mut out = Vec::new();
+        while let Some(row) = rows.next()? {
+            let (scan, page): (i64, i64) = (row.get(0)?, row.get(1)?);
+            let text: String = row.get(2)?;
+            let record = serde_json::from_str(&text).map_err(|source| LedgerError::Record {
+                scan,
+                page,
+                source,
+            })?;
+            out.push((record, row.get(3)?));
+        }
+        Ok(out)
+    }
+
+    /// Pages staff rejected, as (scan sha256, page): decided, so no longer open.
+    pub fn rejected_pages(
+        &self,
+    ) -> Result<std::collections::HashSet<(String, usize)>, LedgerError> {
+        let mut st = self.conn.prepare(
+            "SELECT s.sha256, r.page FROM rejections r JOIN scans s ON s.id = r.scan_id",
+        )?;
+        let rows = st.query_map([], |r| {
+            Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)? as usize))
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
     /// The audit log, oldest first, from `since` (RFC 3339 or a date) on.
     pub fn audit(&self, since: Option<&str>) -> Result<Vec<AuditEntry>, LedgerError> {
         let mut st = self.conn.prepare(
@@ -859,6 +896,62 @@ mod tests {
         r.fields.insert("birth_date".into(), f("1990-01-02"));
         r.images = vec![("atena_no".into(), vec![1, 2, 3])];
         r
+    }
+
+    #[test]
+    fn corrections_count_for_the_tally_until_published_and_rejections_by_sha() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut l = Ledger::open(&dir.path().join("todoke.db")).unwrap();
+        let Received::New(a) = l
+            .receive("sha-a", "honcho", "honcho/a.png", "honcho/1-a.png")
+            .unwrap()
+        else {
+            panic!("new scan")
+        };
+        let Received::New(b) = l
+            .receive("sha-b", "honcho", "honcho/b.png", "honcho/2-b.png")
+            .unwrap()
+        else {
+            panic!("new scan")
+        };
+        l.store_read(a, &[page("honcho/a.png", PageStatus::Mismatch, "0012")])
+            .unwrap();
+        l.store_read(b, &[page("honcho/b.png", PageStatus::Mismatch, "0013")])
+            .unwrap();
+        l.open_batch("b1").unwrap();
+        l.publish("b1").unwrap();
+        let mut fixed = page("honcho/a.png", PageStatus::Validated, "0012");
+        fixed.corrected = true;
+        let corrected = Decision::Corrected {
+            record: Box::new(fixed),
+            changes: vec![],
+        };
+        l.decide(a, 1, "山田", &corrected).unwrap();
+        l.decide(
+            b,
+            1,
+            "山田",
+            &Decision::Rejected {
+                reason: "別人".into(),
+            },
+        )
+        .unwrap();
+        let pending = l.unpublished_corrections().unwrap();
+        assert_eq!(pending.len(), 1);
+        assert!(pending[0].0.corrected && pending[0].0.source == "honcho/a.png");
+        assert!(pending[0]
+            .1
+            .starts_with(&chrono::Local::now().format("%Y-%m-%d").to_string()));
+        assert_eq!(
+            l.rejected_pages().unwrap(),
+            std::collections::HashSet::from([("sha-b".to_string(), 1)])
+        );
+        // Once in a closing batch it still counts; once published it is in
+        // that batch's records.jsonl instead.
+        l.open_batch("b2").unwrap();
+        assert_eq!(l.unpublished_corrections().unwrap().len(), 1);
+        l.publish("b2").unwrap();
+        assert!(l.unpublished_corrections().unwrap().is_empty());
     }
 
     #[test]

@@ -23,6 +23,7 @@ pub mod render;
 pub mod review;
 pub mod serve;
 pub mod synth;
+pub mod tally;
 pub mod template;
 pub mod validate;
 pub mod watch;

@@ -108,6 +108,27 @@ enum Command {
         #[arg(long)]
         reviewer: Option<String>,
     },
+    /// Count the questionnaire answers of published batches (and review corrections) as the
+    /// national survey asks: tally.csv, tally.json, tally.html in OUT.
+    Tally {
+        /// The daemon's settings: its batches, templates and ledger.
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Batch folders written by `todoke run` (OUT/batches); default: the daemon's.
+        #[arg(long)]
+        batches: Option<PathBuf>,
+        /// First day (YYYY-MM-DD); default: this fiscal year's 1 April.
+        #[arg(long)]
+        from: Option<String>,
+        /// Last day (YYYY-MM-DD); default: this fiscal year's 31 March.
+        #[arg(long)]
+        to: Option<String>,
+        /// Columns per branch or per month besides the total.
+        #[arg(long, value_enum)]
+        by: Option<todoke::tally::GroupBy>,
+        #[arg(long)]
+        out: PathBuf,
+    },
     /// Print the review audit log: who changed what, when.
     Audit {
         #[arg(long)]
@@ -445,6 +466,55 @@ fn dispatch(command: Command) -> anyhow::Result<()> {
             use std::io::Write;
             std::io::stdout().flush().ok();
             server.run()?;
+        }
+        Command::Tally {
+            config,
+            batches,
+            from,
+            to,
+            by,
+            out,
+        } => {
+            let cfg = todoke::pipeline::load_config(config.as_deref())?;
+            let batches = match (batches, &config) {
+                (Some(b), _) => b,
+                (None, Some(_)) => cfg.watch.out.join("batches"),
+                (None, None) => {
+                    anyhow::bail!("give --config (the daemon's) or --batches OUT/batches")
+                }
+            };
+            let fy = todoke::tally::fiscal_year(chrono::Local::now().date_naive());
+            let date = |d: Option<String>, default| -> anyhow::Result<_> {
+                Ok(match d {
+                    Some(d) => todoke::tally::parse_date(&d)?,
+                    None => default,
+                })
+            };
+            let opts = todoke::tally::TallyOptions {
+                forms_dir: cfg.forms_dir.clone(),
+                batches,
+                ledger: config.is_some().then(|| cfg.watch.state.clone()),
+                period: todoke::tally::Period {
+                    from: date(from, fy.from)?,
+                    to: date(to, fy.to)?,
+                },
+                by,
+                out: out.clone(),
+            };
+            let t = todoke::tally::run(&opts)?;
+            println!("tally: {}", out.join("tally.html").display());
+            println!(
+                "period: {} to {}  pages counted: {}  not yet counted (open mismatches): {}{}",
+                t.period.from,
+                t.period.to,
+                t.pages(),
+                t.not_yet_counted(),
+                if t.pages() == 0 {
+                    "  (no records in this period)"
+                } else {
+                    ""
+                }
+            );
         }
         Command::Audit {
             config,

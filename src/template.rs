@@ -23,6 +23,44 @@ pub struct Template {
     pub defaults: Defaults,
     pub sides: Vec<Side>,
     pub output: OutputSpec,
+    /// The date field that places a page in a tally's period (受診日,
+    /// 届出日); unset or unread, the page's batch date.
+    #[serde(default)]
+    pub tally_date: Option<toml::Spanned<String>>,
+    /// Shares `todoke tally` reports, defined as the national survey defines
+    /// them (forms/README.md cites each source).
+    #[serde(default)]
+    pub indicators: Vec<Indicator>,
+}
+
+/// One indicator: of the pages `condition` selects (all, without one), the
+/// share whose answer to `field` is among `numerator`. The denominator is
+/// the pages answering one of `denominator`; unset, every page with a valid
+/// answer (no answer and invalid excluded), or with a condition every page
+/// it selects, as the national sheet divides 「はい」 by those who feel
+/// difficulty, whether or not they answered the follow-up.
+///
+/// Option codes keep their place in the file, so an unknown one is
+/// reported with its line.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Indicator {
+    pub name: String,
+    pub field: toml::Spanned<String>,
+    pub numerator: Vec<toml::Spanned<String>>,
+    #[serde(default)]
+    pub denominator: Option<Vec<toml::Spanned<String>>>,
+    #[serde(default)]
+    pub condition: Option<IndicatorCondition>,
+}
+
+/// The pages an indicator is counted among: those whose answer to `field`
+/// is one of `options`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IndicatorCondition {
+    pub field: toml::Spanned<String>,
+    pub options: Vec<toml::Spanned<String>>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -338,6 +376,12 @@ pub enum TemplateError {
     },
     #[error("template {form}: {problem}")]
     Invalid { form: String, problem: String },
+    #[error("template {path} line {line}: {problem}")]
+    Indicator {
+        path: PathBuf,
+        line: usize,
+        problem: String,
+    },
 }
 
 /// The top of a one-sided A4 test template (id `t`), for tests that only
@@ -475,8 +519,84 @@ impl Template {
             path: path.to_path_buf(),
             source,
         })?;
+        if let Some((at, problem)) = t.indicator_problem() {
+            let line = 1 + text[..at.min(text.len())].matches('\n').count();
+            return Err(TemplateError::Indicator {
+                path: path.to_path_buf(),
+                line,
+                problem,
+            });
+        }
         t.check()?;
         Ok(t)
+    }
+
+    /// The choice field `id` on a read side.
+    pub fn choice_field(&self, id: &str) -> Option<&Field> {
+        self.sides
+            .iter()
+            .filter(|s| s.read)
+            .flat_map(|s| &s.fields)
+            .find(|f| f.id == id && matches!(f.kind, FieldKind::Single | FieldKind::Multi))
+    }
+
+    /// The first indicator definition that names a field or option the
+    /// template does not have, with its byte offset in the file.
+    pub fn indicator_problem(&self) -> Option<(usize, String)> {
+        if let Some(d) = &self.tally_date {
+            let is_date = self
+                .sides
+                .iter()
+                .flat_map(|s| &s.fields)
+                .any(|f| &f.id == d.get_ref() && f.kind == FieldKind::Date);
+            if !is_date {
+                return Some((
+                    d.span().start,
+                    format!("tally_date {} is not a date field", d.get_ref()),
+                ));
+            }
+        }
+        for ind in &self.indicators {
+            let mut checks = vec![(&ind.field, &ind.numerator, &ind.denominator)];
+            let cond_options = ind.condition.as_ref().map(|c| c.options.clone());
+            if let Some(c) = &ind.condition {
+                checks.push((&c.field, &c.options, &cond_options));
+            }
+            for (field, options, more) in checks {
+                let Some(f) = self.choice_field(field.get_ref()) else {
+                    return Some((
+                        field.span().start,
+                        format!(
+                            "indicator {}: {} is not a choice question of this form",
+                            ind.name,
+                            field.get_ref()
+                        ),
+                    ));
+                };
+                for o in options.iter().chain(more.iter().flatten()) {
+                    if !f.options.iter().any(|c| &c.code == o.get_ref()) {
+                        let known: Vec<&str> = f.options.iter().map(|c| c.code.as_str()).collect();
+                        return Some((
+                            o.span().start,
+                            format!(
+                                "indicator {}: {} has no option {:?} (its options: {})",
+                                ind.name,
+                                f.id,
+                                o.get_ref(),
+                                known.join(", ")
+                            ),
+                        ));
+                    }
+                }
+            }
+            if ind.numerator.is_empty() {
+                return Some((
+                    ind.field.span().start,
+                    format!("indicator {} has no numerator options", ind.name),
+                ));
+            }
+        }
+        None
     }
 
     pub fn side(&self, id: &str) -> Option<&Side> {
@@ -548,6 +668,9 @@ impl Template {
                     )));
                 }
             }
+        }
+        if let Some((_, problem)) = self.indicator_problem() {
+            return Err(bad(problem));
         }
         for c in &self.output.columns {
             if !c.value.starts_with('@')

@@ -1535,6 +1535,8 @@ columns = [{ header = "宛名番号", value = "atena_no" }]
                 cell_mm: 3.0,
             },
             defaults: crate::template::Defaults::default(),
+            tally_date: None,
+            indicators: vec![],
             sides: vec![side.clone()],
             output: crate::template::OutputSpec {
                 encoding: crate::template::OutputEncoding::Cp932,
