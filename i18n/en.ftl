@@ -131,6 +131,11 @@ reason-other = Needs checking (code { $code }). Ask IT what it means.
 
 ## Why a candidate is offered
 
+why-as_read = exactly as read (addressee number and birthdate)
+why-as_read_but_outside_eras = both keys as read, but the birthdate is outside the eras
+why-as_read_but_cells_misfit = both keys as read, but the key cells do not fit the keys
+why-as_read_but_weak_cell = both keys as read, but a key cell is only { $a } sure
+why-as_read_but_rival = both keys as read, but another register row is a plausible reading (odds { $a })
 why-atena_match_birth_differs = addressee number matches; birthdate differs
 why-atena_match_era_off = addressee number matches; birthdate as if the era box were one off
 why-cell_second_choice = cell { $a } read { $b }, its second choice { $c } matches

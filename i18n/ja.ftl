@@ -130,6 +130,11 @@ reason-other = 確認が必要です（コード { $code }）。意味はシス�
 
 ## 候補に挙げた理由
 
+why-as_read = 読み取りどおりの人（宛名番号・生年月日とも一致）
+why-as_read_but_outside_eras = 宛名番号・生年月日とも読み取りどおりですが、生年月日が昭和〜令和の外です
+why-as_read_but_cells_misfit = 宛名番号・生年月日とも読み取りどおりですが、桁の数が合いません
+why-as_read_but_weak_cell = 宛名番号・生年月日とも読み取りどおりですが、確からしさ { $a } の桁があります
+why-as_read_but_rival = 宛名番号・生年月日とも読み取りどおりですが、別の人の読み違いである可能性も残ります
 why-atena_match_birth_differs = 宛名番号が一致、生年月日が違う
 why-atena_match_era_off = 宛名番号が一致、生年月日は元号の印が1つずれた場合と一致
 why-cell_second_choice = { $a }桁目を{ $b }と読みましたが、第2候補の{ $c }なら一致

@@ -67,6 +67,23 @@ pub const PAGE_REASONS: [&str; 17] = [
     "duplicate_file",
 ];
 
+/// Why a register row is offered (`Candidate::why`, `Vouch::Doubtful`),
+/// before the numbers after their colons.
+pub const WHY_CODES: [&str; 12] = [
+    "as_read",
+    "as_read_but_outside_eras",
+    "as_read_but_cells_misfit",
+    "as_read_but_weak_cell",
+    "as_read_but_rival",
+    "atena_match_birth_differs",
+    "atena_match_era_off",
+    "cell_second_choice",
+    "cell_would_be",
+    "cells_swapped",
+    "birth_same_atena_same",
+    "birth_same_atena_off",
+];
+
 /// Page statuses as records.jsonl writes them, plus `quarantined`.
 pub const PAGE_STATUSES: [&str; 5] = [
     "validated",
@@ -448,6 +465,9 @@ mod tests {
                     let id = format!("reason-{k}{part}");
                     assert!(has(lang, &id), "{}: {id}", lang.code());
                 }
+            }
+            for w in WHY_CODES {
+                assert!(has(lang, &format!("why-{w}")), "{}: why-{w}", lang.code());
             }
             for s in PAGE_STATUSES {
                 assert!(has(lang, &format!("status-{s}")), "{s}");

@@ -109,7 +109,8 @@ pub enum Vouch {
     /// Exactly one row holds both keys as read, every key cell is above the
     /// floor and no other row is a plausible reading.
     Vouched { row: usize },
-    /// One row holds both keys as read, but that is not enough.
+    /// One row holds both keys as read, but that is not enough; `why` is a
+    /// code with its number (`weak_cell:0.62`), worded by `i18n`.
     Doubtful { row: usize, why: String },
     /// No row holds both keys as read.
     NoRow,
@@ -386,11 +387,11 @@ pub fn vouch(
     }
     let doubtful = |why: String| Vouch::Doubtful { row, why };
     let Some((read_era, read_birth)) = era_digits(birth_date) else {
-        return doubtful("birthdate outside the eras".into());
+        return doubtful("outside_eras".into());
     };
     let read_atena: Vec<u8> = atena_no.bytes().map(|b| b - b'0').collect();
     if cells.atena.len() != read_atena.len() || cells.birth.len() != 6 {
-        return doubtful("key cells do not fit the keys".into());
+        return doubtful("cells_misfit".into());
     }
     let weakest = cells
         .atena
@@ -399,7 +400,7 @@ pub fn vouch(
         .map(|c| c.confidence)
         .fold(1.0f32, f32::min);
     if weakest < policy.cell_floor {
-        return doubtful(format!("a key cell is only {weakest:.2} sure"));
+        return doubtful(format!("weak_cell:{weakest:.2}"));
     }
     let mut rivals = 0.0f64;
     for (other, p) in register.people.iter().enumerate() {
@@ -436,9 +437,7 @@ pub fn vouch(
         rivals += odds;
     }
     if rivals > policy.max_rivals {
-        return doubtful(format!(
-            "another register row is a plausible reading (odds {rivals:.1e})"
-        ));
+        return doubtful(format!("rival:{rivals:.1e}"));
     }
     Vouch::Vouched { row }
 }

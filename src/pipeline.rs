@@ -317,7 +317,7 @@ fn process_page(
                     Candidate {
                         row,
                         distance: 0,
-                        why: format!("both keys as read, but {why}"),
+                        why: format!("as_read_but_{why}"),
                     },
                 );
             }
@@ -396,7 +396,7 @@ fn candidate_views(register: &Register, matched: &MatchResult) -> Vec<CandidateV
         }
     };
     let exact = match matched.outcome {
-        matching::MatchOutcome::Matched { row } => Some(view(row, "as read")),
+        matching::MatchOutcome::Matched { row } => Some(view(row, "as_read")),
         _ => None,
     };
     exact
