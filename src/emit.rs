@@ -565,10 +565,10 @@ fn mismatches_csv(
         header.push(ta(lang, "csv-candidate", &[("n", n.into())]));
     }
     w.write_record(&header).expect("in-memory csv");
-    let sentences = |reasons: &[String]| {
+    let sentences = |reasons: &[String], form: Option<&str>| {
         reasons
             .iter()
-            .map(|r| i18n::reason_text(lang, r, labels))
+            .map(|r| i18n::reason_text(lang, r, labels, form))
             .collect::<Vec<_>>()
             .join("\n")
     };
@@ -576,7 +576,13 @@ fn mismatches_csv(
         let values = r
             .fields
             .iter()
-            .map(|(id, f)| format!("{}={}", labels.field(id), shown_value(id, f, sensitive)))
+            .map(|(id, f)| {
+                format!(
+                    "{}={}",
+                    labels.field(r.form.as_deref(), id),
+                    shown_value(id, f, sensitive)
+                )
+            })
             .collect::<Vec<_>>()
             .join(" ");
         let mut line = vec![
@@ -588,7 +594,7 @@ fn mismatches_csv(
                 .map(|f| labels.form(lang, Some(f)))
                 .unwrap_or_default(),
             i18n::page_status(lang, r.status.code()),
-            sentences(&r.reasons),
+            sentences(&r.reasons, r.form.as_deref()),
             r.reasons.join(";"),
             values,
         ];
@@ -618,7 +624,7 @@ fn mismatches_csv(
             q.source.split('/').next().unwrap_or_default().to_string(),
             String::new(),
             i18n::page_status(lang, "quarantined"),
-            sentences(std::slice::from_ref(&q.reason)),
+            sentences(std::slice::from_ref(&q.reason), None),
             q.reason.clone(),
             String::new(),
             String::new(),
@@ -651,7 +657,7 @@ fn report_html(
     labels: &Labels,
 ) -> String {
     use base64::Engine;
-    let reasons_html = |reasons: &[String]| {
+    let reasons_html = |reasons: &[String], form: Option<&str>| {
         reasons
             .iter()
             .map(|code| {
@@ -666,7 +672,7 @@ fn report_html(
                 format!(
                     "<li data-reason=\"{}\">{}{detail}</li>",
                     esc(code),
-                    esc(&i18n::reason_text(lang, code, labels))
+                    esc(&i18n::reason_text(lang, code, labels, form))
                 )
             })
             .collect::<String>()
@@ -710,7 +716,7 @@ table.c td{{padding:.1em .6em}}</style></head><body><h1>{heading}</h1>",
                 h,
                 "<li>{}<ul class=\"reasons\">{}</ul></li>",
                 esc(&q.source),
-                reasons_html(std::slice::from_ref(&q.reason))
+                reasons_html(std::slice::from_ref(&q.reason), None)
             );
         }
         h.push_str("</ul>");
@@ -720,7 +726,7 @@ table.c td{{padding:.1em .6em}}</style></head><body><h1>{heading}</h1>",
         "<h2>{}</h2>",
         esc(&ta(lang, "report-needs-staff", &[("n", rows.len().into())]))
     );
-    let field_html = |id: &str, f: Option<&FieldResult>, img: &str| {
+    let field_html = |form: Option<&str>, id: &str, f: Option<&FieldResult>, img: &str| {
         let (value, conf, status) = match f {
             Some(f) => (shown_value(id, f, sensitive), f.confidence, f.status.code()),
             None => (String::new(), 0.0, "missing"),
@@ -733,7 +739,7 @@ table.c td{{padding:.1em .6em}}</style></head><body><h1>{heading}</h1>",
         format!(
             "<div class=\"field\" data-field=\"{id}\" data-status=\"{status}\">{img}<div><b>{label}</b><br>{read} <span class=\"{class}\">{value}</span><br>{conf} · {status_text}</div></div>",
             id = esc(id),
-            label = esc(&labels.field(id)),
+            label = esc(&labels.field(form, id)),
             read = esc(&ta(lang, "field-read", &[("value", "".into())])),
             value = esc(&i18n::date_both(lang, &value)),
             conf = esc(&ta(lang, "field-confidence", &[("conf", format!("{conf:.3}").into())])),
@@ -748,7 +754,7 @@ table.c td{{padding:.1em .6em}}</style></head><body><h1>{heading}</h1>",
             esc(&ta(lang, "card-page", &[("page", r.page.into())])),
             esc(&r.branch),
             esc(&labels.form(lang, r.form.as_deref())),
-            reasons_html(&r.reasons)
+            reasons_html(&r.reasons, r.form.as_deref())
         );
         if let Some(d) = &r.detail {
             let _ = write!(
@@ -761,16 +767,16 @@ table.c td{{padding:.1em .6em}}</style></head><body><h1>{heading}</h1>",
             let b64 = base64::engine::general_purpose::STANDARD.encode(png);
             let img = format!(
                 "<img alt=\"{}\" src=\"data:image/png;base64,{b64}\">",
-                esc(&labels.field(id))
+                esc(&labels.field(r.form.as_deref(), id))
             );
-            h.push_str(&field_html(id, r.fields.get(id), &img));
+            h.push_str(&field_html(r.form.as_deref(), id, r.fields.get(id), &img));
         }
         // Doubtful fields the pipeline sent no image for are still listed.
         for (id, f) in &r.fields {
             if f.status == FieldStatus::Ok || r.images.iter().any(|(i, _)| i == id) {
                 continue;
             }
-            h.push_str(&field_html(id, Some(f), ""));
+            h.push_str(&field_html(r.form.as_deref(), id, Some(f), ""));
         }
         if !r.candidates.is_empty() {
             let _ = write!(
@@ -1162,6 +1168,7 @@ columns = [{ header = "d", value = "d" }, { header = "w", value = "w" }, { heade
             &shown,
             &[
                 "=cmd.png",
+                "honcho",
                 "yatabe/broken.pdf",
                 "Pdf file is corrupt or truncated: bad xref",
             ],

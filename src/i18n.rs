@@ -25,10 +25,12 @@ pub enum Lang {
     En,
 }
 
-/// Printed labels of a set of templates: field id → label, form id → title.
+/// Printed labels of a set of templates: (form id, field id) → label, form
+/// id → title. The same id can be printed differently on two forms
+/// (宛名番号 on the notification, 宛名番号（お子さん） on the check-up).
 #[derive(Debug, Clone, Default)]
 pub struct Labels {
-    fields: BTreeMap<String, String>,
+    fields: BTreeMap<(String, String), String>,
     forms: BTreeMap<String, String>,
 }
 
@@ -194,15 +196,27 @@ impl Labels {
         for t in templates {
             l.forms.insert(t.id.clone(), t.title.clone());
             for f in t.sides.iter().flat_map(|s| &s.fields) {
-                l.fields.entry(f.id.clone()).or_insert(f.label.clone());
+                l.fields
+                    .entry((t.id.clone(), f.id.clone()))
+                    .or_insert(f.label.clone());
             }
         }
         l
     }
 
-    /// The field's printed label, or its id for a field no template knows.
-    pub fn field(&self, id: &str) -> String {
-        self.fields.get(id).cloned().unwrap_or_else(|| id.into())
+    /// The field's printed label on `form`; without a form, its label on
+    /// any form; its id for a field no template knows.
+    pub fn field(&self, form: Option<&str>, id: &str) -> String {
+        let exact = form.and_then(|f| self.fields.get(&(f.to_string(), id.to_string())));
+        exact
+            .or_else(|| {
+                self.fields
+                    .iter()
+                    .find(|((_, i), _)| i == id)
+                    .map(|(_, l)| l)
+            })
+            .cloned()
+            .unwrap_or_else(|| id.into())
     }
 
     /// The form's printed title; an unknown form says so in words.
@@ -226,24 +240,24 @@ fn split_reason(code: &str) -> (&str, Option<&str>, Option<&str>) {
 
 /// The sentence staff read for a reason code: what was seen and what to do,
 /// naming the field by its printed label.
-pub fn reason_text(lang: Lang, code: &str, labels: &Labels) -> String {
+pub fn reason_text(lang: Lang, code: &str, labels: &Labels, form: Option<&str>) -> String {
     let (kind, field, _) = split_reason(code);
     let id = format!("reason-{kind}");
     if !has(lang, &id) {
         return ta(lang, "reason-other", &[("code", kind.into())]);
     }
-    let label = field.map(|f| labels.field(f)).unwrap_or_default();
+    let label = field.map(|f| labels.field(form, f)).unwrap_or_default();
     ta(lang, &id, &[("field", label.into())])
 }
 
 /// The reason in a few words, for lists and filters.
-pub fn reason_short(lang: Lang, code: &str, labels: &Labels) -> String {
+pub fn reason_short(lang: Lang, code: &str, labels: &Labels, form: Option<&str>) -> String {
     let (kind, field, _) = split_reason(code);
     let id = format!("reason-{kind}.short");
     if !has(lang, &id) {
         return ta(lang, "reason-other", &[("code", kind.into())]);
     }
-    let label = field.map(|f| labels.field(f)).unwrap_or_default();
+    let label = field.map(|f| labels.field(form, f)).unwrap_or_default();
     ta(lang, &id, &[("field", label.into())])
 }
 
@@ -360,16 +374,11 @@ pub fn visible_text(html: &str) -> String {
             .iter()
             .find(|t| tail.starts_with(**t))
             .and_then(|t| tail.find(&format!("</{}>", &t[1..])));
-        let end = match skip_to {
-            Some(close) => close,
-            None => 0,
+        let end = skip_to.unwrap_or_default();
+        rest = match tail[end..].find('>') {
+            Some(gt) => &tail[end + gt + 1..],
+            None => "",
         };
-        match tail[end..].find('>') {
-            Some(gt) => rest = &tail[end + gt + 1..],
-            None => {
-                rest = "";
-            }
-        }
     }
     out.push_str(rest);
     out.replace("&lt;", "<")
@@ -481,16 +490,25 @@ mod tests {
     #[test]
     fn reasons_become_sentences_that_name_the_printed_label() {
         let mut labels = Labels::default();
-        labels.fields.insert("atena_no".into(), "宛名番号".into());
-        let s = reason_text(Lang::Ja, "low_confidence:atena_no", &labels);
+        labels
+            .fields
+            .insert(("a".into(), "atena_no".into()), "宛名番号".into());
+        labels.fields.insert(
+            ("b".into(), "atena_no".into()),
+            "宛名番号（お子さん）".into(),
+        );
+        let s = reason_text(Lang::Ja, "low_confidence:atena_no", &labels, Some("a"));
         assert!(s.contains("宛名番号") && s.contains("画像"), "{s}");
         assert!(
             !s.contains("low_confidence") && !s.contains("atena_no"),
             "{s}"
         );
-        let e = reason_text(Lang::En, "low_confidence:atena_no", &labels);
-        assert!(e.contains("宛名番号") && e.contains("image"), "{e}");
-        let q = reason_text(Lang::Ja, "corrupt: PNG file is truncated", &labels);
+        let e = reason_text(Lang::En, "low_confidence:atena_no", &labels, Some("b"));
+        assert!(
+            e.contains("宛名番号（お子さん）") && e.contains("image"),
+            "{e}"
+        );
+        let q = reason_text(Lang::Ja, "corrupt: PNG file is truncated", &labels, None);
         assert!(!q.contains("corrupt") && !q.is_empty(), "{q}");
         assert_eq!(
             reason_detail("corrupt: PNG file is truncated"),
@@ -498,7 +516,7 @@ mod tests {
         );
         assert_eq!(reason_detail("low_confidence:atena_no"), None);
         // A code nobody translated is still shown, with a sentence around it.
-        let u = reason_text(Lang::Ja, "something_new", &labels);
+        let u = reason_text(Lang::Ja, "something_new", &labels, None);
         assert!(
             u.contains("something_new") && u.chars().any(|c| c > '\u{3000}'),
             "{u}"

@@ -393,7 +393,7 @@ impl ReviewServer {
                 let msg = format!(
                     "{}<ul>{}</ul>",
                     esc(&t(self.lang, "msg-still-open")),
-                    self.reason_items(&reasons, false)
+                    self.reason_items(&reasons, item.record.form.as_deref(), false)
                 );
                 Reply::Html(self.card_page(&open, i, Some(reviewer), Some(&msg)))
             }
@@ -444,14 +444,14 @@ impl ReviewServer {
 
     /// Reasons as words, each keeping its stable code in `data-reason`
     /// (for tests and anyone scripting the page); `short` for the list.
-    fn reason_items(&self, reasons: &[String], short: bool) -> String {
+    fn reason_items(&self, reasons: &[String], form: Option<&str>, short: bool) -> String {
         reasons
             .iter()
             .map(|code| {
                 let text = if short {
-                    i18n::reason_short(self.lang, code, &self.labels)
+                    i18n::reason_short(self.lang, code, &self.labels, form)
                 } else {
-                    i18n::reason_text(self.lang, code, &self.labels)
+                    i18n::reason_text(self.lang, code, &self.labels, form)
                 };
                 format!(
                     "<li class=\"reason\" data-reason=\"{}\">{}</li>",
@@ -584,7 +584,7 @@ impl ReviewServer {
                 esc(&m.record.source),
                 m.page,
                 esc(&self.labels.form(lang, m.record.form.as_deref())),
-                self.reason_items(&m.record.reasons, true),
+                self.reason_items(&m.record.reasons, m.record.form.as_deref(), true),
             );
         }
         let _ = write!(
@@ -643,7 +643,7 @@ impl ReviewServer {
             esc(&ta(lang, "card-page", &[("page", r.page.into())])),
             esc(&r.branch),
             esc(&self.labels.form(lang, r.form.as_deref())),
-            self.reason_items(&r.reasons, false)
+            self.reason_items(&r.reasons, r.form.as_deref(), false)
         );
         if let Some(msg) = message {
             let _ = write!(h, "<div class=\"msg\" id=\"msg\">{msg}</div>");
@@ -670,7 +670,7 @@ impl ReviewServer {
             });
             let label = field
                 .map(|f| f.label.clone())
-                .unwrap_or_else(|| self.labels.field(&id));
+                .unwrap_or_else(|| self.labels.field(r.form.as_deref(), &id));
             let value = f.map(|f| review::value_text(&f.value)).unwrap_or_default();
             let img = r
                 .images
@@ -780,7 +780,7 @@ impl ReviewServer {
                 h,
                 "<tr data-field=\"{}\"><td>{}</td><td>{}</td></tr>",
                 esc(id),
-                esc(&self.labels.field(id)),
+                esc(&self.labels.field(r.form.as_deref(), id)),
                 esc(&if sensitive {
                     mask(&v)
                 } else {
