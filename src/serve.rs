@@ -306,8 +306,22 @@ impl ReviewServer {
         reviewer: Option<&str>,
     ) -> Result<Reply, ServeError> {
         let open = self.ledger()?.open_mismatches()?;
+        // What the last decision did, said on the page that follows it.
+        let done = match query.get("done").map(String::as_str) {
+            Some("corrected") => Some(esc(&t(self.lang, "msg-done-corrected"))),
+            Some("rejected") => Some(esc(&t(self.lang, "msg-done-rejected"))),
+            _ => None,
+        };
         if path == "/" {
-            return Ok(Reply::Html(self.list_page(&open, query, reviewer)));
+            let mut page = self.list_page(&open, query, reviewer);
+            if let Some(msg) = &done {
+                page = page.replacen(
+                    "<body>",
+                    &format!("<body><div class=\"msg done\" id=\"msg\">{msg}</div>"),
+                    1,
+                );
+            }
+            return Ok(Reply::Html(page));
         }
         if let Some((scan, page)) = parse_item(path) {
             return Ok(
@@ -315,7 +329,7 @@ impl ReviewServer {
                     .iter()
                     .position(|m| m.scan_id == scan && m.page == page)
                 {
-                    Some(i) => Reply::Html(self.card_page(&open, i, reviewer, None)),
+                    Some(i) => Reply::Html(self.card_page(&open, i, reviewer, done.as_deref())),
                     None => Reply::Redirect("/".into()),
                 },
             );
@@ -398,8 +412,10 @@ impl ReviewServer {
                 Reply::Html(self.card_page(&open, i, Some(reviewer), Some(&msg)))
             }
             _ => match open.first() {
-                Some(next) => Reply::Redirect(format!("/m/{}/{}", next.scan_id, next.page)),
-                None => Reply::Redirect("/".into()),
+                Some(next) => {
+                    Reply::Redirect(format!("/m/{}/{}?done={kind}", next.scan_id, next.page))
+                }
+                None => Reply::Redirect(format!("/?done={kind}")),
             },
         })
     }

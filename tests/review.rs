@@ -430,8 +430,15 @@ fn staff_clear_mismatches_by_keyboard_and_the_next_batch_shows_it() {
     assert_eq!(keystrokes, 1);
     assert!(
         !b.url()
+            .split('?')
+            .next()
+            .unwrap()
             .ends_with(&format!("/m/{}/{}", first.scan_id, first.page)),
         "the next mismatch is shown"
+    );
+    assert!(
+        b.source().contains("修正を保存しました。"),
+        "the save is confirmed"
     );
 
     // 2. A typed correction that matches one person.
