@@ -21,6 +21,16 @@ pub struct Config {
     pub batch: BatchConfig,
     pub log: LogConfig,
     pub review: ReviewConfig,
+    pub ui: UiConfig,
+}
+
+/// What staff read: the review page, report.html, mismatches.csv, and the
+/// lines the commands print (logs stay English, for IT).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct UiConfig {
+    /// `ja` (default) or `en`.
+    pub lang: crate::i18n::Lang,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -183,6 +193,7 @@ impl Default for Config {
             batch: BatchConfig::default(),
             log: LogConfig::default(),
             review: ReviewConfig::default(),
+            ui: UiConfig::default(),
         }
     }
 }
@@ -309,6 +320,11 @@ port = 8470
 # Name recorded with every decision; empty: each reviewer gives theirs on the page.
 reviewer = ""
 
+[ui]
+# Language of what staff read: the review page, report.html, mismatches.csv and
+# the summary lines commands print: "ja" or "en". Logs stay English.
+lang = "ja"
+
 [register]
 # Column headers of the register export.
 atena_no = "atena_no"
@@ -361,5 +377,6 @@ mod tests {
         assert_eq!(c.decode.max_side_px, d.decode.max_side_px);
         assert_eq!(c.decode.max_pages, d.decode.max_pages);
         assert_eq!(c.register.atena_no, d.register.atena_no);
+        assert_eq!(c.ui.lang, d.ui.lang);
     }
 }

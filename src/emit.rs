@@ -7,6 +7,7 @@
 //! in a name or address is a wrong record.
 
 use crate::digits::ReaderInfo;
+use crate::i18n::{self, t, ta, Labels, Lang};
 use crate::template::{FieldKind, LineEnding, OutputEncoding, Template};
 use crate::validate::{FieldResult, FieldStatus};
 use serde::{Deserialize, Serialize};
@@ -93,6 +94,8 @@ pub struct BatchInfo {
     /// Overrides every template's CSV encoding.
     pub encoding: Option<OutputEncoding>,
     pub started: String,
+    /// Language of report.html and mismatches.csv.
+    pub lang: Lang,
 }
 
 #[derive(Debug, Clone, Default, Serialize)]
@@ -138,6 +141,23 @@ impl std::fmt::Display for BatchSummary {
             f,
             "validated: {}  mismatch: {}  skipped: {}  unreadable: {}  quarantined files: {}",
             self.validated, self.mismatch, self.skipped, self.unreadable, self.quarantined
+        )
+    }
+}
+
+impl BatchSummary {
+    /// The counts as staff read them (`Display` is the English form).
+    pub fn text(&self, lang: Lang) -> String {
+        ta(
+            lang,
+            "summary-batch",
+            &[
+                ("validated", self.validated.into()),
+                ("mismatch", self.mismatch.into()),
+                ("skipped", self.skipped.into()),
+                ("unreadable", self.unreadable.into()),
+                ("quarantined", self.quarantined.into()),
+            ],
         )
     }
 }
@@ -264,17 +284,27 @@ pub fn write_batch(
         )?;
     }
     let sensitive = sensitive_fields(templates);
+    let labels = Labels::from_templates(templates);
     let needs_staff: Vec<&PageRecord> = records
         .iter()
         .filter(|r| matches!(r.status, PageStatus::Mismatch | PageStatus::Unreadable))
         .collect();
     put(
         "mismatches.csv",
-        mismatches_csv(&needs_staff, quarantined, &sensitive),
+        mismatches_csv(&needs_staff, quarantined, &sensitive, info.lang, &labels),
     )?;
     put(
         "report.html",
-        report_html(batch_id, &summary, &needs_staff, quarantined, &sensitive).into_bytes(),
+        report_html(
+            batch_id,
+            &summary,
+            &needs_staff,
+            quarantined,
+            &sensitive,
+            info.lang,
+            &labels,
+        )
+        .into_bytes(),
     )?;
     let mut jsonl = String::new();
     for r in records {
@@ -505,43 +535,70 @@ fn excel_safe(s: String) -> String {
     }
 }
 
-/// For staff, in UTF-8 with a BOM: Excel then opens it correctly, and a
-/// name the register holds outside CP932 can still be shown. Quarantined
-/// files are listed too, since staff must handle them as well.
+/// For staff, in UTF-8 with a BOM, not CP932 like the form CSVs: Excel on
+/// Windows takes the BOM as UTF-8 and shows the Japanese headers and reasons
+/// intact, and a name the register holds outside CP932 (a variant kanji)
+/// is shown as it is rather than stopping the batch. Quarantined files are
+/// listed too, since staff must handle them as well. The reasons are
+/// sentences in the batch's language; the stable codes are in their own
+/// column, for anyone filtering by machine.
 fn mismatches_csv(
     rows: &[&PageRecord],
     quarantined: &[QuarantineEntry],
     sensitive: &[String],
+    lang: Lang,
+    labels: &Labels,
 ) -> Vec<u8> {
     let mut w = csv::WriterBuilder::new()
         .terminator(csv::Terminator::CRLF)
         .from_writer(b"\xEF\xBB\xBF".to_vec());
-    w.write_record([
-        "source",
-        "page",
-        "branch",
-        "form",
-        "status",
-        "reasons",
-        "values",
-        "candidate_1",
-        "candidate_2",
-        "candidate_3",
-    ])
-    .expect("in-memory csv");
+    let mut header: Vec<String> = [
+        "csv-source",
+        "csv-page",
+        "csv-branch",
+        "csv-form",
+        "csv-status",
+        "csv-reasons",
+        "csv-reason-codes",
+        "csv-values",
+    ]
+    .iter()
+    .map(|id| t(lang, id))
+    .collect();
+    for n in 1..=3 {
+        header.push(ta(lang, "csv-candidate", &[("n", n.into())]));
+    }
+    w.write_record(&header).expect("in-memory csv");
+    let sentences = |reasons: &[String], form: Option<&str>| {
+        reasons
+            .iter()
+            .map(|r| i18n::reason_text(lang, r, labels, form))
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
     for r in rows {
         let values = r
             .fields
             .iter()
-            .map(|(id, f)| format!("{id}={}", shown_value(id, f, sensitive)))
+            .map(|(id, f)| {
+                format!(
+                    "{}={}",
+                    labels.field(r.form.as_deref(), id),
+                    shown_value(id, f, sensitive)
+                )
+            })
             .collect::<Vec<_>>()
             .join(" ");
         let mut line = vec![
             r.source.clone(),
             r.page.to_string(),
             r.branch.clone(),
-            r.form.clone().unwrap_or_default(),
-            r.status.code().to_string(),
+            r.form
+                .as_deref()
+                .map(|f| labels.form(lang, Some(f)))
+                .unwrap_or_default(),
+            i18n::page_status(lang, r.status.code()),
+            sentences(&r.reasons, r.form.as_deref()),
             r.reasons.join(";"),
             values,
         ];
@@ -549,7 +606,15 @@ fn mismatches_csv(
             line.push(
                 r.candidates
                     .get(i)
-                    .map(|c| format!("{} {} {} ({})", c.atena_no, c.name, c.birth_date, c.why))
+                    .map(|c| {
+                        format!(
+                            "{} {} {} ({})",
+                            c.atena_no,
+                            c.name,
+                            i18n::date_both(lang, &c.birth_date),
+                            i18n::why_text(lang, &c.why)
+                        )
+                    })
                     .unwrap_or_default(),
             );
         }
@@ -562,7 +627,8 @@ fn mismatches_csv(
             String::new(),
             q.source.split('/').next().unwrap_or_default().to_string(),
             String::new(),
-            "quarantined".to_string(),
+            i18n::page_status(lang, "quarantined"),
+            sentences(std::slice::from_ref(&q.reason), None),
             q.reason.clone(),
             String::new(),
             String::new(),
@@ -584,109 +650,154 @@ pub fn esc(s: &str) -> String {
 }
 
 /// Self-contained: inline style, images as data URIs, nothing fetched.
+/// Reasons are sentences; each keeps its code in `data-reason`.
 fn report_html(
     batch_id: &str,
     s: &BatchSummary,
     rows: &[&PageRecord],
     quarantined: &[QuarantineEntry],
     sensitive: &[String],
+    lang: Lang,
+    labels: &Labels,
 ) -> String {
     use base64::Engine;
+    let reasons_html = |reasons: &[String], form: Option<&str>| {
+        reasons
+            .iter()
+            .map(|code| {
+                let detail = i18n::reason_detail(code)
+                    .map(|d| {
+                        format!(
+                            "<br><small>{}</small>",
+                            esc(&ta(lang, "report-detail", &[("detail", d.into())]))
+                        )
+                    })
+                    .unwrap_or_default();
+                format!(
+                    "<li data-reason=\"{}\">{}{detail}</li>",
+                    esc(code),
+                    esc(&i18n::reason_text(lang, code, labels, form))
+                )
+            })
+            .collect::<String>()
+    };
     let mut h = String::new();
     let _ = write!(
         h,
-        "<!doctype html><html lang=\"ja\"><head><meta charset=\"utf-8\">\
+        "<!doctype html><html lang=\"{code}\"><head><meta charset=\"utf-8\">\
 <meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'none'; img-src data:; style-src 'unsafe-inline'\">\
-<title>todoke {id}</title><style>\
+<title>{title}</title><style>\
 body{{font-family:sans-serif;margin:1.5em;background:#f6f6f4;color:#222}}\
 .sum td,.sum th{{padding:.3em .8em;text-align:right}}\
 .card{{background:#fff;border:1px solid #ccc;border-radius:6px;margin:1em 0;padding:.8em 1em}}\
-.card h2{{font-size:1.05em;margin:.2em 0}}.reasons{{color:#a00}}\
+.card h2{{font-size:1.05em;margin:.2em 0}}.reasons{{color:#a00;margin:.2em 0;padding-left:1.2em}}\
 .field{{display:flex;gap:1em;align-items:center;margin:.4em 0;border-top:1px solid #eee;padding-top:.4em}}\
 .field img{{border:1px solid #999;max-width:560px}}.bad{{color:#a00;font-weight:bold}}\
-table.c td{{padding:.1em .6em}}</style></head><body><h1>todoke batch {id}</h1>",
-        id = esc(batch_id)
+table.c td{{padding:.1em .6em}}</style></head><body><h1>{heading}</h1>",
+        code = lang.code(),
+        title = esc(&ta(lang, "report-title", &[("id", batch_id.into())])),
+        heading = esc(&ta(lang, "report-heading", &[("id", batch_id.into())])),
     );
     let _ = write!(
         h,
-        "<table class=\"sum\"><tr><th>validated</th><th>mismatch</th><th>unreadable</th><th>skipped</th><th>quarantined files</th></tr>\
+        "<table class=\"sum\"><tr><th>{}</th><th>{}</th><th>{}</th><th>{}</th><th>{}</th></tr>\
 <tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr></table>",
-        s.validated, s.mismatch, s.unreadable, s.skipped, s.quarantined
+        esc(&i18n::page_status(lang, "validated")),
+        esc(&i18n::page_status(lang, "mismatch")),
+        esc(&i18n::page_status(lang, "unreadable")),
+        esc(&i18n::page_status(lang, "skipped")),
+        esc(&i18n::page_status(lang, "quarantined")),
+        s.validated,
+        s.mismatch,
+        s.unreadable,
+        s.skipped,
+        s.quarantined
     );
     if !quarantined.is_empty() {
-        h.push_str("<h2>Quarantined files</h2><ul>");
+        let _ = write!(h, "<h2>{}</h2><ul>", esc(&t(lang, "report-quarantined")));
         for q in quarantined {
-            let _ = write!(h, "<li>{} — {}</li>", esc(&q.source), esc(&q.reason));
+            let _ = write!(
+                h,
+                "<li>{}<ul class=\"reasons\">{}</ul></li>",
+                esc(&q.source),
+                reasons_html(std::slice::from_ref(&q.reason), None)
+            );
         }
         h.push_str("</ul>");
     }
-    let _ = write!(h, "<h2>Pages that need staff ({})</h2>", rows.len());
+    let _ = write!(
+        h,
+        "<h2>{}</h2>",
+        esc(&ta(lang, "report-needs-staff", &[("n", rows.len().into())]))
+    );
+    let field_html = |form: Option<&str>, id: &str, f: Option<&FieldResult>, img: &str| {
+        let (value, conf, status) = match f {
+            Some(f) => (shown_value(id, f, sensitive), f.confidence, f.status.code()),
+            None => (String::new(), 0.0, "missing"),
+        };
+        let class = if f.is_some_and(|f| f.status != FieldStatus::Ok) {
+            "bad"
+        } else {
+            ""
+        };
+        format!(
+            "<div class=\"field\" data-field=\"{id}\" data-status=\"{status}\">{img}<div><b>{label}</b><br>{read} <span class=\"{class}\">{value}</span><br>{conf} · {status_text}</div></div>",
+            id = esc(id),
+            label = esc(&labels.field(form, id)),
+            read = esc(&ta(lang, "field-read", &[("value", "".into())])),
+            value = esc(&i18n::date_both(lang, &value)),
+            conf = esc(&ta(lang, "field-confidence", &[("conf", format!("{conf:.3}").into())])),
+            status_text = esc(&i18n::field_status(lang, status)),
+        )
+    };
     for r in rows {
         let _ = write!(
             h,
-            "<div class=\"card\"><h2>{} p.{} — {} — {}</h2><div class=\"reasons\">{}</div>",
+            "<div class=\"card\"><h2>{} — {} — {} — {}</h2><ul class=\"reasons\">{}</ul>",
             esc(&r.source),
-            r.page,
+            esc(&ta(lang, "card-page", &[("page", r.page.into())])),
             esc(&r.branch),
-            esc(r.form.as_deref().unwrap_or("unknown form")),
-            esc(&r.reasons.join(", "))
+            esc(&labels.form(lang, r.form.as_deref())),
+            reasons_html(&r.reasons, r.form.as_deref())
         );
         if let Some(d) = &r.detail {
-            let _ = write!(h, "<div>{}</div>", esc(d));
+            let _ = write!(
+                h,
+                "<div><small>{}</small></div>",
+                esc(&ta(lang, "report-detail", &[("detail", d.as_str().into())]))
+            );
         }
         for (id, png) in &r.images {
             let b64 = base64::engine::general_purpose::STANDARD.encode(png);
-            let (value, conf, status) = match r.fields.get(id) {
-                Some(f) => (
-                    shown_value(id, f, sensitive),
-                    f.confidence,
-                    f.status.code().to_string(),
-                ),
-                None => (String::new(), 0.0, String::new()),
-            };
-            let class = if r
-                .fields
-                .get(id)
-                .is_some_and(|f| f.status != FieldStatus::Ok)
-            {
-                "bad"
-            } else {
-                ""
-            };
-            let _ = write!(
-                h,
-                "<div class=\"field\"><img alt=\"{id}\" src=\"data:image/png;base64,{b64}\"><div><b>{id}</b><br>read: <span class=\"{class}\">{value}</span><br>confidence {conf:.3} · {status}</div></div>",
-                id = esc(id),
-                value = esc(&value),
-                status = esc(&status),
+            let img = format!(
+                "<img alt=\"{}\" src=\"data:image/png;base64,{b64}\">",
+                esc(&labels.field(r.form.as_deref(), id))
             );
+            h.push_str(&field_html(r.form.as_deref(), id, r.fields.get(id), &img));
         }
         // Doubtful fields the pipeline sent no image for are still listed.
         for (id, f) in &r.fields {
             if f.status == FieldStatus::Ok || r.images.iter().any(|(i, _)| i == id) {
                 continue;
             }
-            let status = f.status.code();
-            let _ = write!(
-                h,
-                "<div class=\"field\"><div><b>{}</b><br>read: <span class=\"bad\">{}</span><br>confidence {:.3} · {}</div></div>",
-                esc(id),
-                esc(&shown_value(id, f, sensitive)),
-                f.confidence,
-                esc(status),
-            );
+            h.push_str(&field_html(r.form.as_deref(), id, Some(f), ""));
         }
         if !r.candidates.is_empty() {
-            h.push_str("<div>Register candidates:<table class=\"c\">");
+            let _ = write!(
+                h,
+                "<div>{}<table class=\"c\">",
+                esc(&t(lang, "report-candidates"))
+            );
             for (i, c) in r.candidates.iter().enumerate() {
                 let _ = write!(
                     h,
-                    "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+                    "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td data-why=\"{}\">{}</td></tr>",
                     i + 1,
                     esc(&c.atena_no),
                     esc(&c.name),
-                    esc(&c.birth_date),
-                    esc(&c.why)
+                    esc(&i18n::date_both(lang, &c.birth_date)),
+                    esc(&c.why),
+                    esc(&i18n::why_text(lang, &c.why))
                 );
             }
             h.push_str("</table></div>");
@@ -852,6 +963,7 @@ columns = [{ header = "宛名番号", value = "atena_no" }, { header = "回答",
             },
             encoding: None,
             started: "now".into(),
+            lang: Lang::Ja,
         };
         let s = write_batch(
             dir.path(),
@@ -905,6 +1017,7 @@ columns = [{ header = "宛名番号", value = "atena_no" }, { header = "回答",
             },
             encoding: None,
             started: "now".into(),
+            lang: Lang::Ja,
         }
     }
 
@@ -1021,7 +1134,7 @@ columns = [{ header = "d", value = "d" }, { header = "w", value = "w" }, { heade
         bad.reasons.push("check_digit:my_number".into());
         let q = QuarantineEntry {
             source: "yatabe/broken.pdf".into(),
-            reason: "pdf_unreadable: bad xref".into(),
+            reason: "corrupt: Pdf file is corrupt or truncated: bad xref".into(),
             stored_as: "quarantine/yatabe__broken.pdf".into(),
             copied: true,
         };
@@ -1033,10 +1146,38 @@ columns = [{ header = "d", value = "d" }, { header = "w", value = "w" }, { heade
         assert!(bytes.starts_with(b"\xEF\xBB\xBF"));
         let text = String::from_utf8(bytes).unwrap();
         assert!(text.contains("\n'=cmd.png,1,"), "{text}");
-        assert!(text.contains("my_number=********9018"));
-        assert!(text.contains("yatabe/broken.pdf,,yatabe,,quarantined,pdf_unreadable: bad xref"));
+        assert!(text.contains("個人番号=********9018"), "{text}");
+        // Japanese headers and sentences; the codes kept in their own column.
+        let mut csv = csv::Reader::from_reader(&text.as_bytes()[3..]);
+        let head: Vec<String> = csv.headers().unwrap().iter().map(String::from).collect();
+        assert_eq!(head[..3], ["ファイル", "ページ", "支所"]);
+        assert_eq!(head[6], "理由コード");
+        let rows: Vec<csv::StringRecord> = csv.records().map(|r| r.unwrap()).collect();
+        assert_eq!(&rows[0][6], "check_digit:my_number");
+        assert!(rows[0][5].contains("「個人番号」") && !rows[0][5].contains("check_digit"));
+        assert_eq!(&rows[0][4], "要確認");
+        assert_eq!(&rows[1][0], "yatabe/broken.pdf");
+        assert_eq!(&rows[1][4], "隔離したファイル");
+        assert_eq!(
+            &rows[1][6],
+            "corrupt: Pdf file is corrupt or truncated: bad xref"
+        );
+        assert!(rows[1][5].contains("壊れて"), "{}", &rows[1][5]);
         let html = std::fs::read_to_string(b.join("report.html")).unwrap();
         assert!(html.contains("Content-Security-Policy"));
+        assert!(html.contains("data-reason=\"check_digit:my_number\""));
+        let shown = i18n::visible_text(&html);
+        assert!(shown.contains("「個人番号」の検査用の数字"), "{shown}");
+        let left = i18n::english_words(
+            &shown,
+            &[
+                "=cmd.png",
+                "honcho",
+                "yatabe/broken.pdf",
+                "Pdf file is corrupt or truncated: bad xref",
+            ],
+        );
+        assert!(left.is_empty(), "untranslated in report.html: {left:?}");
         assert!(html.contains("********9018") && !html.contains("123456789018"));
         assert!(!html.contains("http://") && !html.contains("https://"));
         let manifest: serde_json::Value =

@@ -5,6 +5,7 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 use todoke::digits::{self, DigitReader};
+use todoke::i18n::{ta, Lang};
 
 #[derive(Parser)]
 #[command(
@@ -36,6 +37,9 @@ enum Command {
         /// Batch id (default: local start time, YYYYMMDD-HHMMSS).
         #[arg(long)]
         batch_id: Option<String>,
+        /// Language of what staff read (default: [ui] lang, else ja).
+        #[arg(long, value_enum)]
+        lang: Option<Lang>,
     },
     /// Printable blank forms drawn from the templates.
     Forms {
@@ -64,6 +68,9 @@ enum Command {
         /// (to pick thresholds on) or the evaluation split (to measure on).
         #[arg(long, value_enum, default_value_t)]
         digits: todoke::synth::DigitSource,
+        /// Language of the summary line (default: ja).
+        #[arg(long, value_enum)]
+        lang: Option<Lang>,
     },
     /// The handwritten digit reader.
     Digits {
@@ -96,6 +103,9 @@ enum Command {
     Status {
         #[arg(long)]
         config: PathBuf,
+        /// Language of what staff read (default: [ui] lang, else ja).
+        #[arg(long, value_enum)]
+        lang: Option<Lang>,
     },
     /// Serve the mismatch review page on this machine; prints its URL with the access token.
     Review {
@@ -107,6 +117,9 @@ enum Command {
         /// Reviewer name recorded with every decision (default: [review] reviewer, else asked).
         #[arg(long)]
         reviewer: Option<String>,
+        /// Language of what staff read (default: [ui] lang, else ja).
+        #[arg(long, value_enum)]
+        lang: Option<Lang>,
     },
     /// Count the questionnaire answers of published batches (and review corrections) as the
     /// national survey asks: tally.csv, tally.json, tally.html in OUT.
@@ -148,6 +161,9 @@ enum BatchCommand {
     Close {
         #[arg(long)]
         config: PathBuf,
+        /// Language of what staff read (default: [ui] lang, else ja).
+        #[arg(long, value_enum)]
+        lang: Option<Lang>,
     },
 }
 
@@ -267,8 +283,11 @@ fn dispatch(command: Command) -> anyhow::Result<()> {
             out,
             config,
             batch_id,
+            lang,
         } => {
-            let config = todoke::pipeline::load_config(config.as_deref())?;
+            let mut config = todoke::pipeline::load_config(config.as_deref())?;
+            let lang = lang.unwrap_or(config.ui.lang);
+            config.ui.lang = lang;
             let reader = load_reader(config.model.clone())?;
             let opts = todoke::pipeline::RunOptions {
                 inbox,
@@ -278,17 +297,34 @@ fn dispatch(command: Command) -> anyhow::Result<()> {
                 batch_id,
             };
             let s = todoke::pipeline::run(&opts, &reader as &dyn DigitReader)?;
+            // The `batch:` and `report:` keys stay in every language, like
+            // reason codes: scripts and the import robot's wrapper read them.
             println!("batch: {}", s.batch_dir.display());
             println!("report: {}", s.batch_dir.join("report.html").display());
-            println!("{}", s.batch);
+            println!("{}", s.batch.text(lang));
             println!(
-                "files: {}  pages: {}  quarantined files: {}  time: {:.1} s  pages/s: {:.1}  peak memory: {}",
-                s.files,
-                s.pages,
-                s.quarantined,
-                s.seconds,
-                s.pages as f64 / s.seconds.max(1e-9),
-                s.peak_rss_mb.map(|m| format!("{m:.0} MB")).unwrap_or_else(|| "n/a".into())
+                "{}",
+                ta(
+                    lang,
+                    "summary-run",
+                    &[
+                        ("files", s.files.into()),
+                        ("pages", s.pages.into()),
+                        ("quarantined", s.quarantined.into()),
+                        ("seconds", format!("{:.1}", s.seconds).into()),
+                        (
+                            "rate",
+                            format!("{:.1}", s.pages as f64 / s.seconds.max(1e-9)).into()
+                        ),
+                        (
+                            "memory",
+                            s.peak_rss_mb
+                                .map(|m| format!("{m:.0} MB"))
+                                .unwrap_or_else(|| todoke::i18n::t(lang, "summary-unknown"))
+                                .into()
+                        ),
+                    ]
+                )
             );
         }
         Command::Forms {
@@ -314,7 +350,9 @@ fn dispatch(command: Command) -> anyhow::Result<()> {
             branches,
             forms_dir,
             digits: digit_source,
+            lang,
         } => {
+            let lang = lang.unwrap_or_default();
             let opts = todoke::synth::SynthOptions {
                 forms_dir: forms_dir.unwrap_or_else(todoke::config::default_forms_dir),
                 mnist_dir: digits::mnist::default_dir(),
@@ -326,16 +364,24 @@ fn dispatch(command: Command) -> anyhow::Result<()> {
                 dpi,
                 digits: digit_source,
             };
-            let s = todoke::synth::synth(&opts)?;
+            let progress = todoke::progress::Progress::pages(count, lang, "progress-synth");
+            let s = todoke::synth::synth_with_progress(&opts, &|n| progress.done(n))?;
+            progress.finish();
             println!(
-                "{} pages in {} files ({} read sides, {} upside down, {} deliberate mismatches), register of {} rows: {}",
-                s.pages,
-                s.files,
-                s.read_pages,
-                s.upside_down,
-                s.mismatches.values().sum::<usize>(),
-                s.register_rows,
-                opts.out.display()
+                "{}",
+                ta(
+                    lang,
+                    "summary-synth",
+                    &[
+                        ("pages", s.pages.into()),
+                        ("files", s.files.into()),
+                        ("read", s.read_pages.into()),
+                        ("turned", s.upside_down.into()),
+                        ("mismatches", s.mismatches.values().sum::<usize>().into()),
+                        ("rows", s.register_rows.into()),
+                        ("out", opts.out.display().to_string().into()),
+                    ]
+                )
             );
         }
         Command::Digits {
@@ -436,26 +482,31 @@ fn dispatch(command: Command) -> anyhow::Result<()> {
             daemon.run(stop)?;
         }
         Command::Batch {
-            command: BatchCommand::Close { config },
+            command: BatchCommand::Close { config, lang },
         } => {
-            let cfg = load_settings(&config)?;
+            let mut cfg = load_settings(&config)?;
+            let lang = lang.unwrap_or(cfg.ui.lang);
+            cfg.ui.lang = lang;
             let reader = load_reader(cfg.model.clone())?;
             let engine = todoke::pipeline::Engine::new(&cfg, &cfg.watch.register, &reader)?;
             let mut ledger = todoke::ledger::Ledger::open(&cfg.watch.state)?;
             let closed = todoke::watch::close_batch(&mut ledger, &engine, &cfg)?;
             println!("batch: {}", closed.dir.display());
-            println!("{}", closed.summary);
+            println!("{}", closed.summary.text(lang));
         }
-        Command::Status { config } => {
+        Command::Status { config, lang } => {
             let cfg = load_settings(&config)?;
-            print!("{}", todoke::watch::status_text(&cfg)?);
+            let lang = lang.unwrap_or(cfg.ui.lang);
+            print!("{}", todoke::watch::status_text(&cfg, lang)?);
         }
         Command::Review {
             config,
             port,
             reviewer,
+            lang,
         } => {
-            let cfg = load_settings(&config)?;
+            let mut cfg = load_settings(&config)?;
+            cfg.ui.lang = lang.unwrap_or(cfg.ui.lang);
             let opts = todoke::serve::ReviewOptions {
                 bind: cfg.review.bind.clone(),
                 port: port.unwrap_or(cfg.review.port),

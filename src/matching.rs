@@ -78,7 +78,8 @@ pub struct Candidate {
     pub row: usize,
     /// Smaller is nearer.
     pub distance: u32,
-    /// Why this row is offered, in terms of the reading only.
+    /// Why this row is offered, in terms of the reading only: a code with
+    /// its numbers (`cell_would_be:3:4:5`) that `i18n::why_text` words.
     pub why: String,
 }
 
@@ -108,7 +109,8 @@ pub enum Vouch {
     /// Exactly one row holds both keys as read, every key cell is above the
     /// floor and no other row is a plausible reading.
     Vouched { row: usize },
-    /// One row holds both keys as read, but that is not enough.
+    /// One row holds both keys as read, but that is not enough; `why` is a
+    /// code with its number (`weak_cell:0.62`), worded by `i18n`.
     Doubtful { row: usize, why: String },
     /// No row holds both keys as read.
     NoRow,
@@ -385,11 +387,11 @@ pub fn vouch(
     }
     let doubtful = |why: String| Vouch::Doubtful { row, why };
     let Some((read_era, read_birth)) = era_digits(birth_date) else {
-        return doubtful("birthdate outside the eras".into());
+        return doubtful("outside_eras".into());
     };
     let read_atena: Vec<u8> = atena_no.bytes().map(|b| b - b'0').collect();
     if cells.atena.len() != read_atena.len() || cells.birth.len() != 6 {
-        return doubtful("key cells do not fit the keys".into());
+        return doubtful("cells_misfit".into());
     }
     let weakest = cells
         .atena
@@ -398,7 +400,7 @@ pub fn vouch(
         .map(|c| c.confidence)
         .fold(1.0f32, f32::min);
     if weakest < policy.cell_floor {
-        return doubtful(format!("a key cell is only {weakest:.2} sure"));
+        return doubtful(format!("weak_cell:{weakest:.2}"));
     }
     let mut rivals = 0.0f64;
     for (other, p) in register.people.iter().enumerate() {
@@ -435,9 +437,7 @@ pub fn vouch(
         rivals += odds;
     }
     if rivals > policy.max_rivals {
-        return doubtful(format!(
-            "another register row is a plausible reading (odds {rivals:.1e})"
-        ));
+        return doubtful(format!("rival:{rivals:.1e}"));
     }
     Vouch::Vouched { row }
 }
@@ -487,7 +487,7 @@ fn candidates(
     };
     if let Some(a) = atena_no {
         if let Some(&row) = register.by_atena.get(a) {
-            offer(row, 2, "addressee number matches; birthdate differs".into());
+            offer(row, 2, "atena_match_birth_differs".into());
             // The era box one off (平成 ticked for 昭和 …) moves the year by
             // the difference of the adjacent eras' offsets; a birthdate that
             // differs by exactly that is the likelier explanation.
@@ -497,11 +497,7 @@ fn candidates(
                 if (theirs.month(), theirs.day()) == (b.month(), b.day())
                     && ERA_SHIFTS.contains(&shift)
                 {
-                    offer(
-                        row,
-                        1,
-                        "addressee number matches; birthdate as if the era box were one off".into(),
-                    );
+                    offer(row, 1, "atena_match_era_off".into());
                 }
             }
         }
@@ -526,26 +522,19 @@ fn candidates(
                         offer(
                             row,
                             bonus,
-                            format!(
-                                "cell {} read {}, its second choice {} matches",
-                                i + 1,
-                                read[*i],
-                                theirs[*i]
-                            ),
+                            format!("cell_second_choice:{}:{}:{}", i + 1, read[*i], theirs[*i]),
                         );
                     } else {
                         offer(
                             row,
                             1 + bonus,
-                            format!("cell {} read {} would be {}", i + 1, read[*i], theirs[*i]),
+                            format!("cell_would_be:{}:{}:{}", i + 1, read[*i], theirs[*i]),
                         );
                     }
                 }
-                [i, j] if *j == i + 1 && read[*i] == theirs[*j] && read[*j] == theirs[*i] => offer(
-                    row,
-                    1 + bonus,
-                    format!("cells {} and {} swapped", i + 1, j + 1),
-                ),
+                [i, j] if *j == i + 1 && read[*i] == theirs[*j] && read[*j] == theirs[*i] => {
+                    offer(row, 1 + bonus, format!("cells_swapped:{}:{}", i + 1, j + 1))
+                }
                 _ => {}
             }
         }
@@ -561,9 +550,8 @@ fn candidates(
                     row,
                     3 + dist as u32,
                     match dist {
-                        0 => "same birthdate and addressee number as read".to_string(),
-                        1 => "same birthdate, addressee number 1 digit off".to_string(),
-                        _ => format!("same birthdate, addressee number {dist} digits off"),
+                        0 => "birth_same_atena_same".to_string(),
+                        _ => format!("birth_same_atena_off:{dist}"),
                     },
                 );
             }
@@ -655,7 +643,7 @@ mod tests {
         let m = match_person(&r, Some("0000019345"), Some(date("1992-04-01")), &cells);
         assert_eq!(m.outcome, MatchOutcome::BirthdateMismatch { row: 2 });
         assert_eq!(m.candidates[0].row, 0, "{:?}", m.candidates);
-        assert!(m.candidates[0].why.contains("second choice"));
+        assert!(m.candidates[0].why.starts_with("cell_second_choice:"));
     }
 
     fn read_as(digits: &str, confidence: f32) -> Vec<CellReading> {
@@ -829,12 +817,12 @@ mod tests {
         assert!(m
             .candidates
             .iter()
-            .any(|c| c.row == 0 && c.why.contains("swapped")));
+            .any(|c| c.row == 0 && c.why.starts_with("cells_swapped:")));
         // 平成2年2月2日 with 昭和 ticked reads as a valid 昭和2年, 1927.
         let m = match_person(&r, Some("0000054321"), Some(date("1927-02-02")), &[]);
         assert_eq!(m.outcome, MatchOutcome::BirthdateMismatch { row: 3 });
         assert!(
-            m.candidates[0].why.contains("era box"),
+            m.candidates[0].why == "atena_match_era_off",
             "{:?}",
             m.candidates
         );

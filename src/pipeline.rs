@@ -78,6 +78,8 @@ pub struct Engine<'r> {
     limits: DecodeLimits,
     handwriting: &'r dyn DigitReader,
     printed: crate::digits::printed::PrintedReader,
+    /// Language of the batch's staff files (`[ui] lang`).
+    lang: crate::i18n::Lang,
 }
 
 impl<'r> Engine<'r> {
@@ -101,6 +103,7 @@ impl<'r> Engine<'r> {
             limits: config.decode.limits(),
             handwriting,
             printed: crate::digits::printed::PrintedReader,
+            lang: config.ui.lang,
         })
     }
 
@@ -140,6 +143,7 @@ impl<'r> Engine<'r> {
             reader: self.handwriting.describe(),
             encoding,
             started,
+            lang: self.lang,
         }
     }
 }
@@ -150,13 +154,20 @@ pub fn run(opts: &RunOptions, reader: &dyn DigitReader) -> Result<RunSummary, Ru
     let engine = Engine::new(&opts.config, &opts.register, reader)?;
     let scans = intake::collect(&opts.inbox)?;
 
+    let progress =
+        crate::progress::Progress::files(scans.len(), opts.config.ui.lang, "progress-run");
     let outcomes: Vec<(Scan, FileOutcome)> = scans
         .into_par_iter()
         .map(|scan| {
             let (_sha, outcome) = engine.process(&scan);
+            progress.done(match &outcome {
+                FileOutcome::Pages(p) => p.len(),
+                FileOutcome::Quarantine { .. } => 0,
+            });
             (scan, outcome)
         })
         .collect();
+    progress.finish();
 
     let mut records = Vec::new();
     let mut quarantined: Vec<QuarantineEntry> = Vec::new();
@@ -306,7 +317,7 @@ fn process_page(
                     Candidate {
                         row,
                         distance: 0,
-                        why: format!("both keys as read, but {why}"),
+                        why: format!("as_read_but_{why}"),
                     },
                 );
             }
@@ -385,7 +396,7 @@ fn candidate_views(register: &Register, matched: &MatchResult) -> Vec<CandidateV
         }
     };
     let exact = match matched.outcome {
-        matching::MatchOutcome::Matched { row } => Some(view(row, "as read")),
+        matching::MatchOutcome::Matched { row } => Some(view(row, "as_read")),
         _ => None,
     };
     exact

@@ -8,6 +8,7 @@
 
 use crate::config::Config;
 use crate::emit::{esc, mask};
+use crate::i18n::{self, t, ta, Labels, Lang};
 use crate::ledger::{Decision, Ledger, LedgerError, OpenMismatch};
 use crate::matching::{self, Register};
 use crate::review::{self, Edits};
@@ -48,6 +49,8 @@ pub struct ReviewServer {
     register: Register,
     register_stamp: Option<SystemTime>,
     reviewer: Option<String>,
+    lang: Lang,
+    labels: Labels,
 }
 
 const SCRIPT: &str = include_str!("serve.js");
@@ -158,6 +161,8 @@ impl ReviewServer {
         let token = random_hex(16);
         let url = format!("http://{}:{port}/?t={token}", opts.bind);
         let templates = template::load_dir(&config.forms_dir)?;
+        let labels = Labels::from_templates(&templates);
+        let lang = config.ui.lang;
         let register = Register::load(&config.watch.register, &config.register)?;
         let register_stamp = std::fs::metadata(&config.watch.register)
             .and_then(|m| m.modified())
@@ -172,6 +177,8 @@ impl ReviewServer {
             register,
             register_stamp,
             reviewer: opts.reviewer.clone().filter(|r| !r.trim().is_empty()),
+            lang,
+            labels,
         })
     }
 
@@ -209,10 +216,7 @@ impl ReviewServer {
         } else if path == "/app.css" {
             Reply::Asset(STYLE, "text/css; charset=utf-8")
         } else if !by_query && !by_cookie {
-            Reply::Refused(
-                403,
-                "missing or wrong access token: open the URL todoke review printed",
-            )
+            Reply::Refused(403, "refused-token")
         } else {
             if by_query {
                 set_cookie = Some(format!(
@@ -234,7 +238,7 @@ impl ReviewServer {
                         header_value(&req, "Host").is_some_and(|h| o == format!("http://{h}"))
                     });
                     if !origin_ok || !form.get("csrf").is_some_and(|c| same(c, &self.csrf)) {
-                        Reply::Refused(403, "missing or wrong CSRF value: reload the page")
+                        Reply::Refused(403, "refused-csrf")
                     } else if path == "/login" {
                         let name = form.get("name").map(|n| n.trim()).unwrap_or("");
                         if name.is_empty() {
@@ -249,11 +253,11 @@ impl ReviewServer {
                     } else {
                         match reviewer {
                             Some(r) => self.post(path, &form, &r)?,
-                            None => Reply::Refused(403, "give your name on the list page first"),
+                            None => Reply::Refused(403, "refused-name"),
                         }
                     }
                 }
-                _ => Reply::Refused(405, "method not allowed"),
+                _ => Reply::Refused(405, "refused-method"),
             }
         };
         let csp = "default-src 'none'; img-src data:; style-src 'self'; script-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
@@ -279,9 +283,12 @@ impl ReviewServer {
             Reply::Redirect(to) => common(Response::from_string(""))
                 .with_status_code(303)
                 .with_header(header("Location", &to)),
+            // `why` is a message id: the log keeps it, the person reads it.
             Reply::Refused(code, why) => {
-                tracing::warn!(code, path, "review request refused");
-                common(Response::from_string(why)).with_status_code(code)
+                tracing::warn!(code, path, why, "review request refused");
+                common(Response::from_string(i18n::t(self.lang, why)))
+                    .with_status_code(code)
+                    .with_header(header("Content-Type", "text/plain; charset=utf-8"))
             }
         };
         let _ = req.respond(response);
@@ -299,8 +306,22 @@ impl ReviewServer {
         reviewer: Option<&str>,
     ) -> Result<Reply, ServeError> {
         let open = self.ledger()?.open_mismatches()?;
+        // What the last decision did, said on the page that follows it.
+        let done = match query.get("done").map(String::as_str) {
+            Some("corrected") => Some(esc(&t(self.lang, "msg-done-corrected"))),
+            Some("rejected") => Some(esc(&t(self.lang, "msg-done-rejected"))),
+            _ => None,
+        };
         if path == "/" {
-            return Ok(Reply::Html(self.list_page(&open, query, reviewer)));
+            let mut page = self.list_page(&open, query, reviewer);
+            if let Some(msg) = &done {
+                page = page.replacen(
+                    "<body>",
+                    &format!("<body><div class=\"msg done\" id=\"msg\">{msg}</div>"),
+                    1,
+                );
+            }
+            return Ok(Reply::Html(page));
         }
         if let Some((scan, page)) = parse_item(path) {
             return Ok(
@@ -308,12 +329,12 @@ impl ReviewServer {
                     .iter()
                     .position(|m| m.scan_id == scan && m.page == page)
                 {
-                    Some(i) => Reply::Html(self.card_page(&open, i, reviewer, None)),
+                    Some(i) => Reply::Html(self.card_page(&open, i, reviewer, done.as_deref())),
                     None => Reply::Redirect("/".into()),
                 },
             );
         }
-        Ok(Reply::Refused(404, "not found"))
+        Ok(Reply::Refused(404, "refused-not-found"))
     }
 
     fn post(
@@ -323,7 +344,7 @@ impl ReviewServer {
         reviewer: &str,
     ) -> Result<Reply, ServeError> {
         let Some((scan, page)) = parse_item(path) else {
-            return Ok(Reply::Refused(404, "not found"));
+            return Ok(Reply::Refused(404, "refused-not-found"));
         };
         self.reload_register();
         let mut ledger = self.ledger()?;
@@ -342,7 +363,7 @@ impl ReviewServer {
                         &open,
                         i.unwrap_or(0),
                         Some(reviewer),
-                        Some("A rejection needs a reason."),
+                        Some(&esc(&t(self.lang, "msg-reject-needs-reason"))),
                     )));
                 }
                 Decision::Rejected {
@@ -383,12 +404,18 @@ impl ReviewServer {
                     .iter()
                     .position(|m| m.scan_id == scan && m.page == page)
                     .unwrap_or(0);
-                let msg = format!("Still open: {}", reasons.join(", "));
+                let msg = format!(
+                    "{}<ul>{}</ul>",
+                    esc(&t(self.lang, "msg-still-open")),
+                    self.reason_items(&reasons, item.record.form.as_deref(), false)
+                );
                 Reply::Html(self.card_page(&open, i, Some(reviewer), Some(&msg)))
             }
             _ => match open.first() {
-                Some(next) => Reply::Redirect(format!("/m/{}/{}", next.scan_id, next.page)),
-                None => Reply::Redirect("/".into()),
+                Some(next) => {
+                    Reply::Redirect(format!("/m/{}/{}?done={kind}", next.scan_id, next.page))
+                }
+                None => Reply::Redirect(format!("/?done={kind}")),
             },
         })
     }
@@ -413,8 +440,9 @@ impl ReviewServer {
 
     fn head(&self, title: &str) -> String {
         format!(
-            "<!doctype html><html lang=\"ja\"><head><meta charset=\"utf-8\"><title>{}</title>\
+            "<!doctype html><html lang=\"{}\"><head><meta charset=\"utf-8\"><title>{}</title>\
              <link rel=\"stylesheet\" href=\"/app.css\"><script src=\"/app.js\" defer></script></head><body>",
+            self.lang.code(),
             esc(title)
         )
     }
@@ -422,10 +450,32 @@ impl ReviewServer {
     fn login_form(&self) -> String {
         format!(
             "<form method=\"post\" action=\"/login\" class=\"login\"><input type=\"hidden\" name=\"csrf\" value=\"{}\">\
-             <label>Your name (recorded with every decision): <input name=\"name\" id=\"login-name\" autofocus></label> \
-             <button>Start</button></form>",
-            self.csrf
+             <label>{} <input name=\"name\" id=\"login-name\" autofocus></label> \
+             <button>{}</button></form>",
+            self.csrf,
+            esc(&t(self.lang, "review-login")),
+            esc(&t(self.lang, "review-login-button")),
         )
+    }
+
+    /// Reasons as words, each keeping its stable code in `data-reason`
+    /// (for tests and anyone scripting the page); `short` for the list.
+    fn reason_items(&self, reasons: &[String], form: Option<&str>, short: bool) -> String {
+        reasons
+            .iter()
+            .map(|code| {
+                let text = if short {
+                    i18n::reason_short(self.lang, code, &self.labels, form)
+                } else {
+                    i18n::reason_text(self.lang, code, &self.labels, form)
+                };
+                format!(
+                    "<li class=\"reason\" data-reason=\"{}\">{}</li>",
+                    esc(code),
+                    esc(&text)
+                )
+            })
+            .collect()
     }
 
     fn list_page(
@@ -434,6 +484,7 @@ impl ReviewServer {
         q: &BTreeMap<String, String>,
         reviewer: Option<&str>,
     ) -> String {
+        let lang = self.lang;
         let want = |k: &str| q.get(k).filter(|v| !v.is_empty());
         let shown: Vec<&OpenMismatch> = open
             .iter()
@@ -444,69 +495,123 @@ impl ReviewServer {
                     .is_none_or(|r| m.record.reasons.iter().any(|x| x.starts_with(r.as_str())))
             })
             .collect();
-        let mut h = self.head("todoke review");
+        let mut h = self.head(&t(lang, "review-title"));
         let _ = write!(
             h,
-            "<h1>Open mismatches <small>{} of {}</small></h1>",
-            shown.len(),
-            open.len()
+            "<h1>{} <small>{}</small></h1>",
+            esc(&t(lang, "review-heading")),
+            esc(&ta(
+                lang,
+                "review-count",
+                &[("shown", shown.len().into()), ("total", open.len().into())]
+            )),
         );
         match reviewer {
             Some(r) => {
-                let _ = write!(h, "<p class=\"who\">Reviewer: {}</p>", esc(r));
+                let _ = write!(
+                    h,
+                    "<p class=\"who\">{}</p>",
+                    esc(&ta(lang, "review-reviewer", &[("name", r.into())]))
+                );
             }
             None => h.push_str(&self.login_form()),
         }
-        let options = |vals: Vec<String>, cur: Option<&String>| {
-            let mut o = String::from("<option value=\"\">all</option>");
+        // Options keep the code as their value and show words.
+        let options = |vals: Vec<(String, String)>, cur: Option<&String>| {
+            let mut o = format!(
+                "<option value=\"\">{}</option>",
+                esc(&t(lang, "filter-all"))
+            );
             let mut vals = vals;
             vals.sort();
             vals.dedup();
-            for v in vals {
+            for (v, text) in vals {
                 let sel = if cur == Some(&v) { " selected" } else { "" };
-                let _ = write!(o, "<option{sel}>{}</option>", esc(&v));
+                let _ = write!(
+                    o,
+                    "<option value=\"{}\"{sel}>{}</option>",
+                    esc(&v),
+                    esc(&text)
+                );
             }
             o
         };
-        let reasons: Vec<String> = open
+        let reasons: Vec<(String, String)> = open
             .iter()
             .flat_map(|m| {
-                m.record
-                    .reasons
-                    .iter()
-                    .map(|r| r.split(':').next().unwrap_or(r).to_string())
+                m.record.reasons.iter().map(|r| {
+                    let kind = r.split(':').next().unwrap_or(r).to_string();
+                    let text = i18n::reason_kind(lang, &kind);
+                    (kind, text)
+                })
             })
             .collect();
         let _ = write!(
             h,
             "<form method=\"get\" action=\"/\" class=\"filters\">\
-             <label>branch <select name=\"branch\">{}</select></label> \
-             <label>form <select name=\"form\">{}</select></label> \
-             <label>reason <select name=\"reason\">{}</select></label> <button>Filter</button></form>",
-            options(open.iter().map(|m| m.record.branch.clone()).collect(), want("branch")),
-            options(open.iter().filter_map(|m| m.record.form.clone()).collect(), want("form")),
+             <label>{} <select name=\"branch\">{}</select></label> \
+             <label>{} <select name=\"form\">{}</select></label> \
+             <label>{} <select name=\"reason\">{}</select></label> <button>{}</button></form>",
+            esc(&t(lang, "filter-branch")),
+            options(
+                open.iter()
+                    .map(|m| (m.record.branch.clone(), m.record.branch.clone()))
+                    .collect(),
+                want("branch")
+            ),
+            esc(&t(lang, "filter-form")),
+            options(
+                open.iter()
+                    .filter_map(|m| m.record.form.clone())
+                    .map(|f| (f.clone(), self.labels.form(lang, Some(&f))))
+                    .collect(),
+                want("form")
+            ),
+            esc(&t(lang, "filter-reason")),
             options(reasons, want("reason")),
+            esc(&t(lang, "filter-button")),
         );
-        h.push_str("<table class=\"list\"><tr><th>received</th><th>branch</th><th>file</th><th>page</th><th>form</th><th>reasons</th></tr>");
+        if open.is_empty() {
+            let _ = write!(
+                h,
+                "<p class=\"empty\">{}</p>",
+                esc(&t(lang, "review-empty"))
+            );
+        }
+        let _ = write!(
+            h,
+            "<table class=\"list\"><tr><th>{}</th><th>{}</th><th>{}</th><th>{}</th><th>{}</th><th>{}</th></tr>",
+            esc(&t(lang, "col-received")),
+            esc(&t(lang, "col-branch")),
+            esc(&t(lang, "col-file")),
+            esc(&t(lang, "col-page")),
+            esc(&t(lang, "col-form")),
+            esc(&t(lang, "col-reasons")),
+        );
         for (i, m) in shown.iter().enumerate() {
             let first = if i == 0 { " id=\"first\"" } else { "" };
             let _ = write!(
                 h,
-                "<tr><td>{}</td><td>{}</td><td><a{first} href=\"/m/{}/{}\">{}</a></td><td>{}</td><td>{}</td><td>{}</td></tr>",
-                esc(m.received_at.get(..16).unwrap_or(&m.received_at)),
+                "<tr><td>{}</td><td>{}</td><td><a{first} href=\"/m/{}/{}\">{}</a></td><td>{}</td><td>{}</td><td><ul class=\"reasons\">{}</ul></td></tr>",
+                esc(&m.received_at.get(..16).unwrap_or(&m.received_at).replace('T', " ")),
                 esc(&m.record.branch),
                 m.scan_id,
                 m.page,
                 esc(&m.record.source),
                 m.page,
-                esc(m.record.form.as_deref().unwrap_or("unknown")),
-                esc(&m.record.reasons.join(" ")),
+                esc(&self.labels.form(lang, m.record.form.as_deref())),
+                self.reason_items(&m.record.reasons, m.record.form.as_deref(), true),
             );
         }
-        h.push_str("</table><p class=\"keys\">Enter or o: open the first · on a card: 1–3 accept a candidate · c correct · x reject · n next · l list</p></body></html>");
+        let _ = write!(
+            h,
+            "</table><p class=\"keys\">{}</p></body></html>",
+            esc(&t(lang, "keys-list"))
+        );
         h
     }
 
+    /// `message` is HTML, already escaped.
     fn card_page(
         &self,
         open: &[OpenMismatch],
@@ -514,22 +619,33 @@ impl ReviewServer {
         reviewer: Option<&str>,
         message: Option<&str>,
     ) -> String {
+        let lang = self.lang;
         let Some(m) = open.get(i) else {
             return self.list_page(open, &BTreeMap::new(), reviewer);
         };
         let r = &m.record;
-        let mut h = self.head(&format!("todoke review: {} p{}", r.source, r.page));
+        let mut h = self.head(&ta(
+            lang,
+            "card-title",
+            &[("file", r.source.as_str().into()), ("page", r.page.into())],
+        ));
         let _ = write!(
             h,
-            "<p class=\"nav\"><a href=\"/\" id=\"list\">list</a> · {} of {} open",
-            i + 1,
-            open.len()
+            "<p class=\"nav\"><a href=\"/\" id=\"list\">{}</a> · {}",
+            esc(&t(lang, "card-list")),
+            esc(&ta(
+                lang,
+                "card-position",
+                &[("n", (i + 1).into()), ("total", open.len().into())]
+            )),
         );
         if let Some(n) = open.get(i + 1) {
             let _ = write!(
                 h,
-                " · <a id=\"next\" href=\"/m/{}/{}\">next</a>",
-                n.scan_id, n.page
+                " · <a id=\"next\" href=\"/m/{}/{}\">{}</a>",
+                n.scan_id,
+                n.page,
+                esc(&t(lang, "card-next"))
             );
         }
         h.push_str("</p>");
@@ -538,15 +654,15 @@ impl ReviewServer {
         }
         let _ = write!(
             h,
-            "<h1>{} <small>page {} · {} · {}</small></h1><p class=\"reasons\">{}</p>",
+            "<h1>{} <small>{} · {} · {}</small></h1><ul class=\"reasons\">{}</ul>",
             esc(&r.source),
-            r.page,
+            esc(&ta(lang, "card-page", &[("page", r.page.into())])),
             esc(&r.branch),
-            esc(r.form.as_deref().unwrap_or("unknown form")),
-            esc(&r.reasons.join(" "))
+            esc(&self.labels.form(lang, r.form.as_deref())),
+            self.reason_items(&r.reasons, r.form.as_deref(), false)
         );
         if let Some(msg) = message {
-            let _ = write!(h, "<p class=\"msg\" id=\"msg\">{}</p>", esc(msg));
+            let _ = write!(h, "<div class=\"msg\" id=\"msg\">{msg}</div>");
         }
         let action = format!("/m/{}/{}", m.scan_id, m.page);
         let _ = write!(
@@ -568,7 +684,9 @@ impl ReviewServer {
                     .flat_map(|s| s.fields.iter())
                     .find(|f| f.id == id)
             });
-            let label = field.map(|f| f.label.clone()).unwrap_or_else(|| id.clone());
+            let label = field
+                .map(|f| f.label.clone())
+                .unwrap_or_else(|| self.labels.field(r.form.as_deref(), &id));
             let value = f.map(|f| review::value_text(&f.value)).unwrap_or_default();
             let img = r
                 .images
@@ -577,43 +695,72 @@ impl ReviewServer {
                 .map(|(_, png)| {
                     format!(
                         "<img alt=\"{}\" src=\"data:image/png;base64,{}\">",
-                        esc(&id),
+                        esc(&label),
                         base64::engine::general_purpose::STANDARD.encode(png)
                     )
                 })
                 .unwrap_or_default();
-            let hint = match field.map(|f| f.kind) {
-                Some(template::FieldKind::Date) => "YYYY-MM-DD",
-                Some(template::FieldKind::Single) => "option number",
-                Some(template::FieldKind::Multi) => "option numbers, comma-separated",
-                _ => "digits",
-            };
+            let hint = t(
+                lang,
+                match field.map(|f| f.kind) {
+                    Some(template::FieldKind::Date) => "hint-date",
+                    Some(template::FieldKind::Single) => "hint-single",
+                    Some(template::FieldKind::Multi) => "hint-multi",
+                    _ => "hint-digits",
+                },
+            );
+            let status = f.map(|f| f.status.code()).unwrap_or("missing");
             let _ = write!(
                 h,
-                "<div class=\"field\"><div class=\"img\">{img}</div><label>{} <small>{}</small><br>\
-                 <input class=\"mono\" name=\"f_{id}\" value=\"{}\" placeholder=\"{hint}\" autocomplete=\"off\"></label>\
-                 <span class=\"conf\">read {} · confidence {:.3} · {}</span></div>",
+                "<div class=\"field\" data-field=\"{id}\" data-status=\"{status}\"><div class=\"img\">{img}</div><label>{}<br>\
+                 <input class=\"mono\" name=\"f_{id}\" value=\"{}\" placeholder=\"{}\" autocomplete=\"off\"></label>\
+                 <span class=\"conf\">{} · {} · {}</span></div>",
                 esc(&label),
-                esc(&id),
                 esc(&value),
-                esc(&value),
-                f.map(|f| f.confidence).unwrap_or(0.0),
-                f.map(|f| f.status.code()).unwrap_or_default(),
+                esc(&hint),
+                esc(&ta(
+                    lang,
+                    "field-read",
+                    &[("value", i18n::date_both(lang, &value).into())]
+                )),
+                esc(&ta(
+                    lang,
+                    "field-confidence",
+                    &[(
+                        "conf",
+                        format!("{:.3}", f.map(|f| f.confidence).unwrap_or(0.0)).into()
+                    )]
+                )),
+                esc(&i18n::field_status(lang, status)),
             );
         }
         // The save button comes first so that Enter in a field saves the
         // correction rather than accepting a candidate.
-        h.push_str("<p><button name=\"action\" value=\"correct\" id=\"save\">Save correction (Enter)</button></p>");
+        let _ = write!(
+            h,
+            "<p><button name=\"action\" value=\"correct\" id=\"save\">{}</button></p>",
+            esc(&t(lang, "button-save"))
+        );
         if !r.candidates.is_empty() {
-            h.push_str("<table class=\"cands\"><tr><th>key</th><th>宛名番号</th><th>name</th><th>birthdate</th><th>why</th></tr>");
+            let _ = write!(
+                h,
+                "<h2>{}</h2><table class=\"cands\"><tr><th>{}</th><th>{}</th><th>{}</th><th>{}</th><th>{}</th></tr>",
+                esc(&t(lang, "cand-heading")),
+                esc(&t(lang, "cand-key")),
+                esc(&t(lang, "cand-atena")),
+                esc(&t(lang, "cand-name")),
+                esc(&t(lang, "cand-birth")),
+                esc(&t(lang, "cand-why")),
+            );
             for (n, c) in r.candidates.iter().enumerate().take(3) {
                 let _ = write!(
                     h,
-                    "<tr><td><button name=\"candidate\" value=\"{k}\" id=\"accept-{k}\">{k}</button></td><td class=\"mono\">{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+                    "<tr><td><button name=\"candidate\" value=\"{k}\" id=\"accept-{k}\">{k}</button></td><td class=\"mono\">{}</td><td>{}</td><td>{}</td><td data-why=\"{}\">{}</td></tr>",
                     highlight(&read_atena, &c.atena_no),
                     esc(&c.name),
-                    esc(&c.birth_date),
+                    esc(&i18n::date_both(lang, &c.birth_date)),
                     esc(&c.why),
+                    esc(&i18n::why_text(lang, &c.why)),
                     k = n + 1,
                 );
             }
@@ -624,11 +771,17 @@ impl ReviewServer {
             "</form>\
              <form method=\"post\" action=\"{action}\" id=\"reject\"><input type=\"hidden\" name=\"csrf\" value=\"{}\">\
              <input type=\"hidden\" name=\"action\" value=\"reject\">\
-             <label>Reject with reason: <input name=\"reason\" id=\"reject-reason\" autocomplete=\"off\"></label> <button>Reject</button></form>",
-            self.csrf
+             <label>{} <input name=\"reason\" id=\"reject-reason\" autocomplete=\"off\"></label> <button>{}</button></form>",
+            self.csrf,
+            esc(&t(lang, "reject-label")),
+            esc(&t(lang, "reject-button")),
         );
         // Other fields, masked where sensitive, for context.
-        h.push_str("<details><summary>all fields</summary><table class=\"all\">");
+        let _ = write!(
+            h,
+            "<details><summary>{}</summary><table class=\"all\">",
+            esc(&t(lang, "all-fields"))
+        );
         for (id, f) in &r.fields {
             let v = review::value_text(&f.value);
             let sensitive = template
@@ -641,12 +794,21 @@ impl ReviewServer {
                 .unwrap_or(false);
             let _ = write!(
                 h,
-                "<tr><td>{}</td><td>{}</td></tr>",
+                "<tr data-field=\"{}\"><td>{}</td><td>{}</td></tr>",
                 esc(id),
-                esc(&if sensitive { mask(&v) } else { v })
+                esc(&self.labels.field(r.form.as_deref(), id)),
+                esc(&if sensitive {
+                    mask(&v)
+                } else {
+                    i18n::date_both(lang, &v)
+                })
             );
         }
-        h.push_str("</table></details><p class=\"keys\">1–3 accept that candidate (with the fields as shown) · c correct · Enter save · x reject · n next · l list</p></body></html>");
+        let _ = write!(
+            h,
+            "</table></details><p class=\"keys\">{}</p></body></html>",
+            esc(&t(lang, "keys-card"))
+        );
         h
     }
 }

@@ -245,6 +245,15 @@ impl Format {
 
 /// Writes a synthetic batch under `opts.out`; see the module docs.
 pub fn synth(opts: &SynthOptions) -> anyhow::Result<SynthSummary> {
+    synth_with_progress(opts, &|_| {})
+}
+
+/// `synth`, telling `on_file` how many pages each file written held (for a
+/// progress bar over `opts.count` pages).
+pub fn synth_with_progress(
+    opts: &SynthOptions,
+    on_file: &dyn Fn(usize),
+) -> anyhow::Result<SynthSummary> {
     let templates = template::load_dir(&opts.forms_dir)?;
     let find = |id: &str| templates.iter().find(|t| t.id == id);
     let (preg, infant) = match opts.form.as_deref() {
@@ -428,6 +437,7 @@ pub fn synth(opts: &SynthOptions) -> anyhow::Result<SynthSummary> {
         std::fs::write(&tpath, serde_json::to_string_pretty(&truth)? + "\n")
             .with_context(|| format!("cannot write {}", tpath.display()))?;
         summary.files += 1;
+        on_file(n);
         *summary
             .by_format
             .entry(format.ext().to_string())

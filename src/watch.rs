@@ -12,6 +12,7 @@
 
 use crate::config::{Config, WatchMode};
 use crate::emit::{self, PageStatus};
+use crate::i18n::{self, t, ta, Lang};
 use crate::intake::{self, QuietTracker, Scan};
 use crate::ledger::{Ledger, LedgerError, PendingScan, Received};
 use crate::matching::{self, Register};
@@ -861,33 +862,38 @@ pub fn init(dir: &Path, forms_dir: &Path) -> Result<PathBuf, WatchError> {
 }
 
 /// What `todoke status` prints.
-pub fn status_text(config: &Config) -> Result<String, WatchError> {
+pub fn status_text(config: &Config, lang: Lang) -> Result<String, WatchError> {
     use std::fmt::Write;
     let ledger = Ledger::open(&config.watch.state)?;
     let s = ledger.status()?;
-    let mut t = String::new();
-    let _ = writeln!(t, "scans by state:");
+    // Ledger states and batch states are codes; staff read words.
+    let word = |prefix: &str, code: &str| {
+        let id = format!("{prefix}{code}");
+        if i18n::has(lang, &id) {
+            t(lang, &id)
+        } else {
+            code.to_string()
+        }
+    };
+    let mut out = String::new();
+    let _ = writeln!(out, "{}", t(lang, "st-scans"));
     if s.by_state.is_empty() {
-        let _ = writeln!(t, "  (none yet)");
+        let _ = writeln!(out, "  {}", t(lang, "st-none"));
     }
     for (k, v) in &s.by_state {
-        let _ = writeln!(t, "  {k:<12} {v}");
+        let _ = writeln!(out, "  {:<12} {v}", word("st-state-", k));
     }
-    let _ = writeln!(
-        t,
-        "branches (waiting in inbox / taken, not read / read, not batched):"
-    );
+    let _ = writeln!(out, "{}", t(lang, "st-branches"));
     for b in &config.watch.branches {
         let dir = config.watch.inbox.join(b);
         let waiting = match inbox_trouble(&dir, config.watch.mounted) {
-            Some(why) => format!("UNHEALTHY: {why}"),
-            None => intake::collect(&dir).map_or_else(
-                |_| "UNHEALTHY: inbox missing or unreadable".into(),
-                |v| v.len().to_string(),
-            ),
+            Some(why) if why.starts_with("share not mounted") => t(lang, "st-unhealthy-mount"),
+            Some(_) => t(lang, "st-unhealthy-missing"),
+            None => intake::collect(&dir)
+                .map_or_else(|_| t(lang, "st-unhealthy-missing"), |v| v.len().to_string()),
         };
         let _ = writeln!(
-            t,
+            out,
             "  {b:<12} {waiting} / {} / {}",
             s.received_by_branch.get(b).unwrap_or(&0),
             s.open_by_branch.get(b).unwrap_or(&0)
@@ -895,28 +901,37 @@ pub fn status_text(config: &Config) -> Result<String, WatchError> {
     }
     match &s.last_batch {
         Some(b) => {
+            let closed = b
+                .closed_at
+                .as_deref()
+                .map(|c| ta(lang, "st-closed", &[("at", c.into())]))
+                .unwrap_or_default();
             let _ = writeln!(
-                t,
-                "last batch: {} ({}, {} scans{})",
-                b.id,
-                b.state,
-                b.scans,
-                b.closed_at
-                    .as_deref()
-                    .map(|c| format!(", closed {c}"))
-                    .unwrap_or_default()
+                out,
+                "{}",
+                ta(
+                    lang,
+                    "st-last-batch",
+                    &[
+                        ("id", b.id.as_str().into()),
+                        ("state", word("st-batch-", &b.state).into()),
+                        ("scans", b.scans.into()),
+                        ("closed", closed.into()),
+                    ]
+                )
             );
         }
         None => {
-            let _ = writeln!(t, "last batch: none");
+            let _ = writeln!(out, "{}", t(lang, "st-last-batch-none"));
         }
     }
+    let heartbeat = s.heartbeat.clone().unwrap_or_else(|| t(lang, "st-never"));
     let _ = writeln!(
-        t,
-        "daemon heartbeat: {}",
-        s.heartbeat.as_deref().unwrap_or("never")
+        out,
+        "{}",
+        ta(lang, "st-heartbeat", &[("at", heartbeat.into())])
     );
-    Ok(t)
+    Ok(out)
 }
 
 #[cfg(test)]
@@ -1007,7 +1022,7 @@ mod tests {
         config.watch.inbox = inbox.clone();
         config.watch.branches = vec!["honcho".into(), "sakura".into()];
         config.watch.state = dir.path().join("todoke.db");
-        let text = |config: &Config| status_text(config).unwrap();
+        let text = |config: &Config| status_text(config, Lang::En).unwrap();
         // Without the setting an empty local folder is a branch with nothing waiting.
         assert!(
             text(&config).contains("honcho       0 / 0 / 0"),

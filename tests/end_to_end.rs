@@ -108,4 +108,54 @@ fn synthetic_batch_is_accounted_for_and_never_wrong() {
         })
         .sum();
     assert_eq!(csv_rows, validated);
+
+    // What staff read is Japanese (the default): in report.html nothing but
+    // file names, branch folders and the batch id is in Latin letters, each
+    // reason keeps its code in data-reason, and fields are named by the
+    // label printed on their own form.
+    let html = std::fs::read_to_string(out.join("batches/test/report.html")).unwrap();
+    let mut allowed: Vec<String> = records
+        .iter()
+        .flat_map(|r| {
+            [
+                r["source"].as_str(),
+                r["branch"].as_str(),
+                r["detail"].as_str(),
+            ]
+            .into_iter()
+            .flatten()
+            .map(String::from)
+        })
+        .collect();
+    allowed.push("test".into());
+    let allowed: Vec<&str> = allowed.iter().map(String::as_str).collect();
+    let shown = todoke::i18n::visible_text(&html);
+    let left = todoke::i18n::english_words(&shown, &allowed);
+    assert!(left.is_empty(), "untranslated in report.html: {left:?}");
+    let needs_staff = records.iter().filter(|r| r["status"] == "mismatch").count();
+    assert!(needs_staff > 0);
+    assert!(shown.contains(&format!("職員の確認が必要なページ（{needs_staff}件）")));
+    for r in records.iter().filter(|r| r["status"] == "mismatch") {
+        for code in r["reasons"].as_array().unwrap() {
+            let code = code.as_str().unwrap();
+            assert!(html.contains(&format!("data-reason=\"{code}\"")), "{code}");
+            assert!(!shown.contains(code), "bare reason code {code} shown");
+        }
+    }
+    let preg_atena = html.contains("data-field=\"atena_no\"")
+        && html
+            .split("<div class=\"card\">")
+            .any(|card| card.contains("妊娠届出書") && card.contains("<b>宛名番号</b>"));
+    assert!(preg_atena, "the notification's own label for atena_no");
+    assert!(!html
+        .split("<div class=\"card\">")
+        .any(|card| card.contains("妊娠届出書") && card.contains("（お子さん）")));
+    // mismatches.csv: Japanese headers, sentences, and the codes in a column.
+    let mut csv = csv::Reader::from_reader(mismatches.trim_start_matches('\u{feff}').as_bytes());
+    let head: Vec<String> = csv.headers().unwrap().iter().map(String::from).collect();
+    assert_eq!(head[5..7], ["確認が必要な理由", "理由コード"]);
+    for row in csv.records() {
+        let row = row.unwrap();
+        assert!(!row[6].is_empty() && !row[5].contains(&row[6]), "{row:?}");
+    }
 }

@@ -342,14 +342,35 @@ fn staff_clear_mismatches_by_keyboard_and_the_next_batch_shows_it() {
     );
     assert_eq!(status, 403, "a change without the token is refused");
 
+    // Data the page shows as it is: file names, branch folders, and the
+    // two key names the hints spell (Enter) and the program's name.
+    let mut allowed: Vec<String> = open_before
+        .iter()
+        .flat_map(|m| [m.record.source.clone(), m.record.branch.clone()])
+        .collect();
+    allowed.extend(["Enter".to_string(), "todoke".to_string()]);
+    let allowed: Vec<&str> = allowed.iter().map(String::as_str).collect();
+    let untranslated =
+        |html: &str| todoke::i18n::english_words(&todoke::i18n::visible_text(html), &allowed);
+
     let b = Browser::start();
     b.goto(&url);
-    assert!(b.source().contains("Open mismatches"));
+    let page = b.source();
+    assert!(page.contains("要確認の書類"), "{page}");
+    assert_eq!(
+        untranslated(&page),
+        Vec::<String>::new(),
+        "Japanese list page"
+    );
+    assert!(
+        page.contains("data-reason=\""),
+        "reason codes kept in the HTML"
+    );
     b.type_into("#login-name", "山田 花子");
     b.keys(&[ENTER]);
     let page = b.source();
     assert!(
-        page.contains("Reviewer: 山田 花子"),
+        page.contains("確認者: 山田 花子"),
         "logged in: {} {page}",
         b.url()
     );
@@ -394,13 +415,30 @@ fn staff_clear_mismatches_by_keyboard_and_the_next_batch_shows_it() {
     if let Some(d) = &shots {
         b.screenshot(&d.join("review-card.png"));
     }
+    let page = b.source();
+    assert_eq!(untranslated(&page), Vec::<String>::new(), "Japanese card");
+    assert!(page.contains("修正を保存（Enter）") && page.contains("却下の理由"));
+    for code in &first.record.reasons {
+        assert!(page.contains(&format!("data-reason=\"{code}\"")), "{code}");
+        assert!(
+            !todoke::i18n::visible_text(&page).contains(code.as_str()),
+            "bare {code}"
+        );
+    }
     fill_truth(first, &["atena_no", "birth_date"]);
     let keystrokes = b.keys(&["1"]);
     assert_eq!(keystrokes, 1);
     assert!(
         !b.url()
+            .split('?')
+            .next()
+            .unwrap()
             .ends_with(&format!("/m/{}/{}", first.scan_id, first.page)),
         "the next mismatch is shown"
+    );
+    assert!(
+        b.source().contains("修正を保存しました。"),
+        "the save is confirmed"
     );
 
     // 2. A typed correction that matches one person.
@@ -431,8 +469,15 @@ fn staff_clear_mismatches_by_keyboard_and_the_next_batch_shows_it() {
     b.keys(&[ENTER]);
     let page = b.source();
     assert!(
-        page.contains("Still open") && page.contains("register_not_found"),
+        page.contains("まだ確定できません")
+            && page.contains("data-reason=\"register_not_found\"")
+            && page.contains("住民記録にいません"),
         "{page}"
+    );
+    assert_eq!(
+        untranslated(&page),
+        Vec::<String>::new(),
+        "refused correction"
     );
 
     // 4. Reject one, with a reason, by keyboard.
@@ -448,6 +493,48 @@ fn staff_clear_mismatches_by_keyboard_and_the_next_batch_shows_it() {
     b.keys(&["x"]);
     b.type_into("#reject-reason", "同じ書類");
     b.keys(&[ENTER]);
+    drop(b);
+    drop(review);
+
+    // The same page in English ([ui] lang = "en" or --lang en).
+    let port = free_port();
+    let mut review = Running::new(
+        todoke()
+            .args(["review", "--lang", "en", "--config"])
+            .arg(&settings)
+            .args(["--port", &port.to_string()])
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let mut line = String::new();
+    BufReader::new(review.get().stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let url = line.trim().strip_prefix("review: ").unwrap().to_string();
+    let b = Browser::start();
+    b.goto(&url);
+    let page = b.source();
+    assert!(
+        page.contains("Open mismatches") && page.contains("<html lang=\"en\">"),
+        "{page}"
+    );
+    b.type_into("#login-name", "山田 花子");
+    b.keys(&[ENTER]);
+    assert!(b.source().contains("Reviewer: 山田 花子"));
+    b.goto(&format!(
+        "http://127.0.0.1:{port}/m/{}/{}",
+        wrong.scan_id, wrong.page
+    ));
+    b.type_into("input[name='f_atena_no']", "9999999999");
+    b.keys(&[ENTER]);
+    let page = b.source();
+    assert!(
+        page.contains("Still open")
+            && page.contains("data-reason=\"register_not_found\"")
+            && page.contains("Nobody in the resident register"),
+        "{page}"
+    );
     drop(b);
     drop(review);
 

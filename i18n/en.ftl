@@ -1,0 +1,218 @@
+# todoke: what staff read, in English. Must hold every id of i18n/ja.ftl
+# (the tests in i18n::tests check). Reason codes themselves stay in
+# records.jsonl, the "reason codes" column of mismatches.csv and the page's
+# data-reason attributes.
+
+## The review page (todoke review)
+
+review-title = Open mismatches — todoke
+review-heading = Open mismatches
+review-count = showing { $shown } of { $total }
+review-reviewer = Reviewer: { $name }
+review-login = Your name (recorded with every decision):
+review-login-button = Start
+review-empty = Nothing needs checking.
+filter-all = all
+filter-branch = branch
+filter-form = form
+filter-reason = reason
+filter-button = Filter
+col-received = received
+col-branch = branch
+col-file = file
+col-page = page
+col-form = form
+col-reasons = what needs checking
+keys-list = Enter or o: open the first · on a card: 1–3 accept that candidate · c correct · x reject · n next · l list
+card-list = list
+card-position = { $n } of { $total } open
+card-next = next
+card-title = Review: { $file } page { $page }
+card-page = page { $page }
+card-fields = Fields to check
+msg-reject-needs-reason = A rejection needs a reason.
+msg-done-corrected = Correction saved.
+msg-done-rejected = Rejection recorded.
+msg-still-open = Still open. Please check:
+hint-date = e.g. 2026-03-26
+hint-single = option number
+hint-multi = option numbers, comma-separated
+hint-digits = digits
+field-read = read: { $value }
+field-confidence = confidence { $conf }
+button-save = Save correction (Enter)
+cand-heading = Register candidates (accept with keys 1–3)
+cand-key = key
+cand-atena = 宛名番号
+cand-name = name
+cand-birth = birthdate
+cand-why = why offered
+reject-label = Reject with reason:
+reject-button = Reject
+all-fields = all fields
+keys-card = 1–3 accept that candidate (with the fields as shown) · c correct · Enter save · x reject · n next · l list
+refused-token = Missing or wrong access token: open the address todoke review printed.
+refused-csrf = Missing or wrong CSRF value: reload the page.
+refused-name = Give your name on the list page first.
+refused-method = Method not allowed.
+refused-not-found = Not found.
+form-unknown = unknown form
+
+## Reasons (.short for lists, .kind for the filter)
+
+reason-low_confidence = The reader is not sure of "{ $field }". Compare it with the image and correct it if it differs.
+    .short = { $field }: not sure
+    .kind = not sure
+reason-invalid = "{ $field }" was read as a value that cannot be (a date that does not exist, a number out of range). Type the right value from the image.
+    .short = { $field }: impossible value
+    .kind = impossible value
+reason-check_digit = The check digit of "{ $field }" does not fit: some digit was misread or miswritten. Check it digit by digit against the image.
+    .short = { $field }: check digit fails
+    .kind = check digit fails
+reason-multiple_marks = "{ $field }" takes one answer but several boxes are marked. Enter the answer meant from the image, or reject and ask the person.
+    .short = { $field }: several marks
+    .kind = several marks
+reason-missing = "{ $field }" is blank or no mark was found. Enter it from the image if it is there; otherwise ask the person.
+    .short = { $field }: blank
+    .kind = blank
+reason-inconsistent = "{ $field }" does not agree with the other dates (e.g. due date and weeks pregnant). Check against the image which one was misread.
+    .short = { $field }: disagrees with other dates
+    .kind = dates disagree
+reason-register_not_found = Nobody in the resident register has the addressee number as read (the number did not match, so the birthdate was not compared). Compare the candidates with the image and correct the number, or reject if the person is not in the register.
+    .short = not in the register (addressee number did not match)
+    .kind = not in the register
+reason-birthdate_mismatch = The addressee number matches a person in the register, but the birthdate does not. Compare the birthdate image (and its era mark) with the candidates and correct it.
+    .short = number matches, birthdate differs
+    .kind = birthdate differs
+reason-duplicate_page = The same form of the same person is already validated from another file. Reject it if it arrived twice.
+    .short = already validated from another file
+    .kind = duplicate form
+reason-read_error = Something went wrong while reading the page. Enter it by hand from the image, or tell IT.
+    .short = reading failed
+    .kind = reading failed
+reason-blank_page = The page is blank. Reject it if a blank sheet was simply scanned along.
+    .short = blank page
+    .kind = blank page
+reason-marks_not_found = The corner alignment marks were not found (edge cut off, folded, or another paper). Scan the original again.
+    .short = alignment marks not found
+    .kind = alignment marks
+reason-invalid_scale = The page is not the form's size (a reduced copy or another paper). Scan it again at full size.
+    .short = wrong paper size
+    .kind = paper size
+reason-unknown_form = Which form this is cannot be told (the form code at the top is unreadable). Check the form and scan it again.
+    .short = form not recognised
+    .kind = unknown form
+reason-unreadable_file = The file could not be opened. Check the original in the inbox.
+    .short = file cannot be opened
+    .kind = file cannot be opened
+reason-empty = The file is empty. Scan again.
+    .short = empty file
+    .kind = empty file
+reason-unknown_format = The file is in a format todoke cannot read. Check the scanner's file format and scan again.
+    .short = unreadable format
+    .kind = unreadable format
+reason-too_large = The image is too large to read. Scan again at a lower resolution (about 300 dpi).
+    .short = image too large
+    .kind = image too large
+reason-corrupt = The file is damaged or cut short. Scan again.
+    .short = damaged file
+    .kind = damaged file
+reason-too_many_pages = The file has too many pages. Scan it in several parts.
+    .short = too many pages
+    .kind = too many pages
+reason-no_pages = The file has no pages. Scan again.
+    .short = no pages
+    .kind = no pages
+reason-pdf_unavailable = PDF reading is not available on this server. Tell IT.
+    .short = PDF cannot be read
+    .kind = PDF cannot be read
+reason-duplicate_file = A file with the same content has already arrived. It was sent twice; nothing to do.
+    .short = same file already received
+    .kind = duplicate file
+reason-other = Needs checking (code { $code }). Ask IT what it means.
+
+## Why a candidate is offered
+
+why-as_read = exactly as read (addressee number and birthdate)
+why-as_read_but_outside_eras = both keys as read, but the birthdate is outside the eras
+why-as_read_but_cells_misfit = both keys as read, but the key cells do not fit the keys
+why-as_read_but_weak_cell = both keys as read, but a key cell is only { $a } sure
+why-as_read_but_rival = both keys as read, but another register row is a plausible reading (odds { $a })
+why-atena_match_birth_differs = addressee number matches; birthdate differs
+why-atena_match_era_off = addressee number matches; birthdate as if the era box were one off
+why-cell_second_choice = cell { $a } read { $b }, its second choice { $c } matches
+why-cell_would_be = cell { $a } read { $b } would be { $c }
+why-cells_swapped = cells { $a } and { $b } swapped
+why-birth_same_atena_same = same birthdate and addressee number as read
+why-birth_same_atena_off = same birthdate, addressee number { $a } { $a ->
+        [one] digit
+       *[other] digits
+    } off
+
+## Statuses
+
+status-validated = validated
+status-mismatch = mismatch
+status-skipped = skipped (side not read)
+status-unreadable = unreadable
+status-quarantined = quarantined file
+field-status-ok = ok
+field-status-low_confidence = not sure
+field-status-invalid = impossible value
+field-status-check_digit = check digit fails
+field-status-multiple_marks = several marks
+field-status-missing = blank
+field-status-inconsistent = disagrees with other dates
+
+## report.html
+
+report-title = todoke batch { $id }
+report-heading = todoke batch { $id }
+report-quarantined = Quarantined files (could not be read)
+report-needs-staff = Pages that need staff ({ $n })
+report-detail = Detail (for IT): { $detail }
+report-candidates = Register candidates:
+
+## mismatches.csv headers
+
+csv-source = source
+csv-page = page
+csv-branch = branch
+csv-form = form
+csv-status = status
+csv-reasons = what needs checking
+csv-reason-codes = reason codes
+csv-values = values
+csv-candidate = candidate_{ $n }
+
+## Summary lines of the commands
+
+summary-batch = validated: { $validated }  mismatch: { $mismatch }  skipped: { $skipped }  unreadable: { $unreadable }  quarantined files: { $quarantined }
+summary-run = files: { $files }  pages: { $pages }  quarantined files: { $quarantined }  time: { $seconds } s  pages/s: { $rate }  peak memory: { $memory }
+summary-unknown = n/a
+summary-synth = { $pages } pages in { $files } files ({ $read } read sides, { $turned } upside down, { $mismatches } deliberate mismatches), register of { $rows } rows: { $out }
+progress-run = reading
+progress-files = files
+progress-pages = pages
+progress-left = left
+progress-synth = writing
+
+## todoke status
+
+st-scans = scans by state:
+st-none = (none yet)
+st-state-received = received
+st-state-read = read
+st-state-quarantined = quarantined
+st-state-in_batch = in_batch
+st-state-mismatch = mismatch
+st-branches = branches (waiting in inbox / taken, not read / read, not batched):
+st-unhealthy-mount = UNHEALTHY: share not mounted (the inbox is not a mount point)
+st-unhealthy-missing = UNHEALTHY: inbox missing or unreadable
+st-last-batch = last batch: { $id } ({ $state }, { $scans } scans{ $closed })
+st-closed = , closed { $at }
+st-last-batch-none = last batch: none
+st-batch-closing = closing
+st-batch-published = published
+st-heartbeat = daemon heartbeat: { $at }
+st-never = never

@@ -1,0 +1,214 @@
+# todoke: 職員が読む文言（日本語）。i18n/en.ftl と同じ id をすべて持つこと
+# （テスト i18n::tests が確かめます）。理由コードそのものは records.jsonl と
+# mismatches.csv の「理由コード」列、ページの data-reason 属性に残ります。
+
+## 確認ページ（todoke review）
+
+review-title = 要確認の書類 — todoke
+review-heading = 要確認の書類
+review-count = { $total }件中 { $shown }件を表示
+review-reviewer = 確認者: { $name }
+review-login = お名前（判断ごとに記録されます）:
+review-login-button = 開始
+review-empty = 確認が必要な書類はありません。
+filter-all = すべて
+filter-branch = 支所
+filter-form = 様式
+filter-reason = 理由
+filter-button = 絞り込む
+col-received = 受付日時
+col-branch = 支所
+col-file = ファイル
+col-page = ページ
+col-form = 様式
+col-reasons = 確認が必要な理由
+keys-list = Enter または o: 先頭を開く · 書類の画面で: 1〜3 その候補を採用 · c 修正 · x 却下 · n 次へ · l 一覧
+card-list = 一覧へ
+card-position = 未処理 { $total }件中 { $n }件目
+card-next = 次へ
+card-title = 確認: { $file } { $page }ページ
+card-page = { $page }ページ
+card-fields = 確認する項目
+msg-reject-needs-reason = 却下するには理由を入力してください。
+msg-done-corrected = 修正を保存しました。
+msg-done-rejected = 却下を記録しました。
+msg-still-open = まだ確定できません。次の点を確かめてください:
+hint-date = 例: 2026-03-26
+hint-single = 選択肢の番号
+hint-multi = 選択肢の番号（複数はカンマ区切り）
+hint-digits = 数字
+field-read = 読み取り: { $value }
+field-confidence = 確からしさ { $conf }
+button-save = 修正を保存（Enter）
+cand-heading = 住民記録の候補（1〜3 のキーで採用）
+cand-key = キー
+cand-atena = 宛名番号
+cand-name = 氏名
+cand-birth = 生年月日
+cand-why = 候補に挙げた理由
+reject-label = 却下の理由:
+reject-button = 却下
+all-fields = すべての項目
+keys-card = 1〜3 その候補を採用（ほかの項目は表示のまま） · c 修正 · Enter 保存 · x 却下 · n 次へ · l 一覧
+refused-token = アクセス用の鍵がないか、違います。todoke review が表示したアドレスを開いてください。
+refused-csrf = ページの確認用の値がないか、違います。ページを読み込み直してください。
+refused-name = 先に一覧のページでお名前を入力してください。
+refused-method = この操作はできません。
+refused-not-found = ページが見つかりません。
+form-unknown = 様式不明
+
+## 理由（.short は一覧用、.kind は絞り込み用）
+
+reason-low_confidence = 「{ $field }」の読み取りに自信がありません。画像と見比べて確認し、違っていれば直してください。
+    .short = { $field }: 読み取りに自信なし
+    .kind = 読み取りに自信なし
+reason-invalid = 「{ $field }」の読み取った値がありえない値です（存在しない日付、範囲外の数など）。画像を見て正しい値を入力してください。
+    .short = { $field }: ありえない値
+    .kind = ありえない値
+reason-check_digit = 「{ $field }」の検査用の数字（チェックデジット）が合いません。どこかの桁の読み違いか書き違いです。画像を見て1桁ずつ確かめてください。
+    .short = { $field }: チェックデジット不一致
+    .kind = チェックデジット不一致
+reason-multiple_marks = 「{ $field }」は1つだけ選ぶ質問ですが、複数に印があります。画像を見て本人の答えを入力し、判断できなければ却下して本人に確認してください。
+    .short = { $field }: 複数に印
+    .kind = 複数に印
+reason-missing = 「{ $field }」が未記入か、印が見つかりません。画像を見て、記入があれば入力し、なければ本人に確認してください。
+    .short = { $field }: 未記入
+    .kind = 未記入
+reason-inconsistent = 「{ $field }」がほかの日付と合いません（出産予定日と妊娠週数など）。画像を見て、どちらの読み違いかを確かめてください。
+    .short = { $field }: ほかの日付と矛盾
+    .kind = 日付の矛盾
+reason-register_not_found = 読み取った宛名番号の人が住民記録にいません（宛名番号が一致しないため、生年月日は照合していません）。候補と画像を見比べて宛名番号を直すか、記録にない人なら却下してください。
+    .short = 住民記録に該当なし（宛名番号が不一致）
+    .kind = 住民記録に該当なし
+reason-birthdate_mismatch = 宛名番号は住民記録の人と一致しましたが、生年月日が一致しません。生年月日の画像（元号の印も）と候補を見比べて直してください。
+    .short = 宛名番号は一致、生年月日が不一致
+    .kind = 生年月日が不一致
+reason-duplicate_page = 同じ人の同じ様式が、別のファイルですでに確定しています。二重に届いた書類なら却下してください。
+    .short = 同じ書類がすでに確定済み
+    .kind = 二重の書類
+reason-read_error = ページの読み取り中に問題が起きました。画像を見て手で入力するか、システム担当に連絡してください。
+    .short = 読み取り中の問題
+    .kind = 読み取り中の問題
+reason-blank_page = 白紙のページです。白紙が混ざっただけなら却下してください。
+    .short = 白紙
+    .kind = 白紙
+reason-marks_not_found = 用紙の四隅にある位置合わせの印が見つかりません（紙の端が切れた、折れた、別の用紙など）。原本をスキャンし直してください。
+    .short = 位置合わせの印が見つからない
+    .kind = 位置合わせの印なし
+reason-invalid_scale = 用紙の大きさが合いません（縮小コピーや別の用紙）。原寸でスキャンし直してください。
+    .short = 用紙の大きさが違う
+    .kind = 用紙の大きさ
+reason-unknown_form = どの様式か判別できません（用紙上部の様式コードが読めません）。様式を確かめ、スキャンし直してください。
+    .short = 様式が判別できない
+    .kind = 様式不明
+reason-unreadable_file = ファイルを開けませんでした。受信箱の元のファイルを確かめてください。
+    .short = ファイルを開けない
+    .kind = ファイルを開けない
+reason-empty = 中身が空のファイルです。スキャンし直してください。
+    .short = 空のファイル
+    .kind = 空のファイル
+reason-unknown_format = 読めない形式のファイルです。スキャナーの保存形式を確かめ、スキャンし直してください。
+    .short = 読めない形式
+    .kind = 読めない形式
+reason-too_large = 画像が大きすぎて読めません。解像度を下げて（300程度）スキャンし直してください。
+    .short = 画像が大きすぎる
+    .kind = 画像が大きすぎる
+reason-corrupt = ファイルが壊れているか、途中で切れています。スキャンし直してください。
+    .short = ファイルが壊れている
+    .kind = ファイルの破損
+reason-too_many_pages = ページ数が多すぎます。いくつかに分けてスキャンしてください。
+    .short = ページ数が多すぎる
+    .kind = ページ数が多すぎる
+reason-no_pages = ページのないファイルです。スキャンし直してください。
+    .short = ページがない
+    .kind = ページがない
+reason-pdf_unavailable = このサーバーではPDFを読む部品が使えません。システム担当に連絡してください。
+    .short = PDFを読めない
+    .kind = PDFを読めない
+reason-duplicate_file = 同じ内容のファイルがすでに届いています。二重に送られたもので、処理は要りません。
+    .short = 同じファイルが届き済み
+    .kind = 二重のファイル
+reason-other = 確認が必要です（コード { $code }）。意味はシステム担当に確認してください。
+
+## 候補に挙げた理由
+
+why-as_read = 読み取りどおりの人（宛名番号・生年月日とも一致）
+why-as_read_but_outside_eras = 宛名番号・生年月日とも読み取りどおりですが、生年月日が昭和〜令和の外です
+why-as_read_but_cells_misfit = 宛名番号・生年月日とも読み取りどおりですが、桁の数が合いません
+why-as_read_but_weak_cell = 宛名番号・生年月日とも読み取りどおりですが、確からしさ { $a } の桁があります
+why-as_read_but_rival = 宛名番号・生年月日とも読み取りどおりですが、別の人の読み違いである可能性も残ります
+why-atena_match_birth_differs = 宛名番号が一致、生年月日が違う
+why-atena_match_era_off = 宛名番号が一致、生年月日は元号の印が1つずれた場合と一致
+why-cell_second_choice = { $a }桁目を{ $b }と読みましたが、第2候補の{ $c }なら一致
+why-cell_would_be = { $a }桁目の{ $b }が{ $c }なら一致
+why-cells_swapped = { $a }桁目と{ $b }桁目が入れ替わっている
+why-birth_same_atena_same = 生年月日と宛名番号が読み取りと同じ
+why-birth_same_atena_off = 生年月日が同じで、宛名番号が{ $a }桁違う
+
+## 状態
+
+status-validated = 確定
+status-mismatch = 要確認
+status-skipped = 対象外（読まない面）
+status-unreadable = 読み取れない
+status-quarantined = 隔離したファイル
+field-status-ok = 問題なし
+field-status-low_confidence = 読み取りに自信なし
+field-status-invalid = ありえない値
+field-status-check_digit = チェックデジット不一致
+field-status-multiple_marks = 複数に印
+field-status-missing = 未記入
+field-status-inconsistent = ほかの日付と矛盾
+
+## report.html
+
+report-title = バッチ { $id } — todoke
+report-heading = バッチ { $id } の結果
+report-quarantined = 隔離したファイル（読み取れなかったファイル）
+report-needs-staff = 職員の確認が必要なページ（{ $n }件）
+report-detail = 詳細（システム担当向け）: { $detail }
+report-candidates = 住民記録の候補:
+
+## mismatches.csv の見出し
+
+csv-source = ファイル
+csv-page = ページ
+csv-branch = 支所
+csv-form = 様式
+csv-status = 状態
+csv-reasons = 確認が必要な理由
+csv-reason-codes = 理由コード
+csv-values = 読み取った値
+csv-candidate = 候補{ $n }
+
+## コマンドが表示する集計
+
+summary-batch = 確定: { $validated }  要確認: { $mismatch }  対象外: { $skipped }  読み取れない: { $unreadable }  隔離したファイル: { $quarantined }
+summary-run = ファイル: { $files }  ページ: { $pages }  隔離したファイル: { $quarantined }  時間: { $seconds }秒  毎秒 { $rate }ページ  最大メモリ: { $memory }
+summary-unknown = 不明
+summary-synth = { $files }ファイル { $pages }ページ（読む面 { $read }、上下逆 { $turned }、わざと不一致 { $mismatches }）、住民記録 { $rows }行: { $out }
+progress-run = 読み取り中
+progress-files = ファイル
+progress-pages = ページ
+progress-left = 残り
+progress-synth = 作成中
+
+## todoke status
+
+st-scans = 状態ごとのスキャン:
+st-none = （まだありません）
+st-state-received = 受付済み
+st-state-read = 読み取り済み
+st-state-quarantined = 隔離
+st-state-in_batch = バッチに出力済み
+st-state-mismatch = 要確認
+st-branches = 支所（受信箱で待機 / 取り込み済み・未読 / 読み取り済み・未出力）:
+st-unhealthy-mount = 異常: 共有フォルダーがつながっていません（マウントされていません）
+st-unhealthy-missing = 異常: 受信箱がないか、読めません
+st-last-batch = 最新のバッチ: { $id }（{ $state }、スキャン { $scans }件{ $closed }）
+st-closed = 、{ $at } に確定
+st-last-batch-none = 最新のバッチ: なし
+st-batch-closing = 出力中
+st-batch-published = 出力済み
+st-heartbeat = デーモンの最終応答: { $at }
+st-never = なし
