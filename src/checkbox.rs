@@ -80,10 +80,10 @@ pub const FAINT_EMPTY: f32 = 0.005;
 /// box holds a pencil tick.
 pub const FAINT_MARKED: f32 = 0.05;
 /// Enclosure at or above which an option is circled.
-pub const CIRCLED: f32 = 0.6;
+pub const CIRCLED: f32 = 0.55;
 /// Enclosure below which ink near a box is a stray stroke, not a circle
 /// that might have been meant.
-pub const STRAY: f32 = 0.25;
+pub const STRAY: f32 = 0.4;
 /// Share of the inside of a black-and-white scan that is still a mark's
 /// trace, not a speck: above this nothing is called empty.
 pub const BILEVEL_SPECKS: f32 = 0.004;
