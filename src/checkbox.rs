@@ -61,7 +61,9 @@ const FIELD_LABEL_MM: f64 = 3.5;
 /// Darkness (0 = paper, 1 = printed border) at which a pixel is ink.
 const INK_DARKNESS: f32 = 0.5;
 /// Darkness of a faint pencil stroke: above rubbed-out residue and noise.
-const FAINT_DARKNESS: f32 = 0.2;
+/// The border is thin and blurred, so it is lighter than a pen line; a
+/// rubbed-out pen mark reaches about a quarter of it.
+const FAINT_DARKNESS: f32 = 0.3;
 /// Darkness at which ink outside the box counts as handwriting near it.
 const NEAR_DARKNESS: f32 = 0.35;
 /// The band around a box or label where a circle around it is looked for.
@@ -73,12 +75,15 @@ const SECTOR_PIXELS: usize = 3;
 const MIN_SPAN: f32 = 25.0;
 
 /// Share of the inside at or below which faint ink is noise or residue.
-pub const FAINT_EMPTY: f32 = 0.02;
+pub const FAINT_EMPTY: f32 = 0.005;
+/// Share of the inside of a grey scan in faint ink at or above which the
+/// box holds a pencil tick.
+pub const FAINT_MARKED: f32 = 0.05;
 /// Enclosure at or above which an option is circled.
-pub const CIRCLED: f32 = 0.8;
+pub const CIRCLED: f32 = 0.55;
 /// Enclosure below which ink near a box is a stray stroke, not a circle
 /// that might have been meant.
-pub const STRAY: f32 = 0.25;
+pub const STRAY: f32 = 0.4;
 /// Share of the inside of a black-and-white scan that is still a mark's
 /// trace, not a speck: above this nothing is called empty.
 pub const BILEVEL_SPECKS: f32 = 0.004;
@@ -172,7 +177,11 @@ pub fn verdict(e: &BoxEvidence, defaults: &Defaults) -> Verdict {
     if e.unjudgeable {
         return Verdict::Uncertain;
     }
-    if e.ink >= defaults.checkbox_marked_ink {
+    // Ink as dark as a pen's, or a faint stroke over much of the box (a
+    // pencil tick: rubbed-out residue and noise never reach this), or a
+    // closed loop around the box or its label.
+    let faint_tick = !e.bilevel && e.faint >= FAINT_MARKED;
+    if e.ink >= defaults.checkbox_marked_ink || faint_tick || e.enclosure >= CIRCLED {
         return Verdict::Marked;
     }
     let specks = e.bilevel && e.ink > BILEVEL_SPECKS;

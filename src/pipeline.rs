@@ -325,6 +325,7 @@ fn process_page(
         }
     }
     record.turned = page.turned;
+    record.detail = page.covered_mark.map(|c| c.detail());
     record.reasons = validated.reasons.clone();
     record.reasons.extend(matched.reason().map(String::from));
     // The gate: every field passed and both keys name one and the same person.

@@ -114,12 +114,24 @@ pub fn read_marks(
     field: &Field,
     bilevel: bool,
 ) -> Vec<MarkReading> {
-    (0..field.options.len())
+    let mut marks: Vec<MarkReading> = (0..field.options.len())
         .map(|i| {
             let e = checkbox::evidence(image, &page.to_image, page.side, field, i, bilevel);
             mark_reading(&e, &page.template.defaults)
         })
-        .collect()
+        .collect();
+    // A black-and-white scanner drops a faint pencil answer below its black
+    // level entirely. A single choice with nothing left is missing anyway;
+    // an "all that apply" with nothing marked cannot be told from one
+    // answered in pencil, so it is not taken as "none".
+    let none_marked = marks.iter().all(|m| m.state != MarkState::Marked);
+    if bilevel && field.kind == FieldKind::Multi && none_marked {
+        for m in &mut marks {
+            m.state = MarkState::Uncertain;
+            m.confidence = m.confidence.min(0.5);
+        }
+    }
+    marks
 }
 
 /// The crops of a field's digit boxes, each with a margin, as readers are

@@ -19,11 +19,49 @@ pub struct RegisteredPage<'t> {
     pub to_image: Homography,
     /// True when the page was scanned upside down.
     pub turned: bool,
+    /// Set when one corner mark was not found and the page was placed by
+    /// the other three and its id code.
+    pub covered_mark: Option<CoveredMark>,
     /// Grey level below which a pixel counts as ink on this page.
     pub ink_threshold: u8,
     /// Pixels per millimetre, estimated from the marks.
     pub px_per_mm: f64,
 }
+
+/// A corner mark the page was registered without.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct CoveredMark {
+    /// Which corner of the scan, as in `RegisterError::MarksNotFound`.
+    pub corner: &'static str,
+    /// How far the mark's visible ink lies outside where the other three
+    /// put it, in mm; `None` when none of it is visible.
+    pub residual_mm: Option<f64>,
+}
+
+impl CoveredMark {
+    /// For staff and the record: which mark, and how well the rest agrees.
+    pub fn detail(&self) -> String {
+        let corner = match self.corner {
+            "top-left" => "左上",
+            "top-right" => "右上",
+            "bottom-left" => "左下",
+            _ => "右下",
+        };
+        match self.residual_mm {
+            Some(r) => format!(
+                "{corner}の位置合わせマークが一部隠れていたため、他の3つと識別コードで位置を合わせました（残差 {r:.1} mm）"
+            ),
+            None => format!(
+                "{corner}の位置合わせマークが見えないため、他の3つと識別コードで位置を合わせました"
+            ),
+        }
+    }
+}
+
+/// A hidden mark's visible ink may lie this far outside where the other
+/// three marks put it (blur, print and scan tolerance); beyond it the three
+/// marks do not describe the page.
+const MAX_MARK_RESIDUAL_MM: f64 = 1.5;
 
 #[derive(Debug, Clone, PartialEq, thiserror::Error, Serialize)]
 pub enum RegisterError {
@@ -136,12 +174,41 @@ fn register_to<'t>(
         .zip(CORNERS)
         .filter_map(|(m, name)| m.is_none().then_some(name))
         .collect();
-    if !missing.is_empty() {
-        return Err(RegisterError::MarksNotFound { missing });
-    }
-    let pts: [(f64, f64); 4] = std::array::from_fn(|i| found[i].unwrap());
     let c = template.marks.centres_mm;
     let tpl: [(f64, f64); 4] = std::array::from_fn(|i| (c[i][0], c[i][1]));
+    let mut covered = None;
+    let pts: [(f64, f64); 4] = match missing.as_slice() {
+        [] => std::array::from_fn(|i| found[i].unwrap()),
+        // One mark hidden (a finger, a sticky note, a torn or folded corner,
+        // the lid's edge): the other three fix an affine map, under which
+        // the marks' rectangle stays a parallelogram. The id code, read
+        // through that map below, must still name the side.
+        [_] => {
+            let k = found.iter().position(Option::is_none).unwrap_or(0);
+            let p = |i: usize| found[i].unwrap_or_default();
+            let predicted = match k {
+                0 => (p(1).0 + p(2).0 - p(3).0, p(1).1 + p(2).1 - p(3).1),
+                1 => (p(0).0 + p(3).0 - p(2).0, p(0).1 + p(3).1 - p(2).1),
+                2 => (p(0).0 + p(3).0 - p(1).0, p(0).1 + p(3).1 - p(1).1),
+                _ => (p(1).0 + p(2).0 - p(0).0, p(1).1 + p(2).1 - p(0).1),
+            };
+            let ppm = (p((k + 1) % 4).0 - p((k + 2) % 4).0)
+                .hypot(p((k + 1) % 4).1 - p((k + 2) % 4).1)
+                / (tpl[(k + 1) % 4].0 - tpl[(k + 2) % 4].0)
+                    .hypot(tpl[(k + 1) % 4].1 - tpl[(k + 2) % 4].1);
+            let residual_mm =
+                mark_residual(image, predicted, template.marks.size_mm, ppm, ink_threshold);
+            covered = Some(CoveredMark {
+                corner: CORNERS[k],
+                residual_mm,
+            });
+            std::array::from_fn(|i| if i == k { predicted } else { p(i) })
+        }
+        _ => return Err(RegisterError::MarksNotFound { missing }),
+    };
+    if covered.is_some_and(|c| c.residual_mm.is_some_and(|r| r > MAX_MARK_RESIDUAL_MM)) {
+        return Err(RegisterError::MarksNotFound { missing });
+    }
     let span_mm = (c[1][0] - c[0][0]).hypot(c[1][1] - c[0][1]);
     let span_px = (pts[1].0 - pts[0].0).hypot(pts[1].1 - pts[0].1);
     let px_per_mm = span_px / span_mm;
@@ -169,6 +236,7 @@ fn register_to<'t>(
                     side,
                     to_image: hom,
                     turned: is_turned,
+                    covered_mark: covered,
                     ink_threshold,
                     px_per_mm,
                 });
@@ -284,6 +352,38 @@ fn find_marks(
         out[i] = best.map(|(_, c)| c);
     }
     out
+}
+
+/// How far, in mm, ink around a predicted mark centre lies outside the
+/// mark's square there: near 0 when what is visible of a partly covered
+/// mark is where the other marks put it. `None`: no ink at all.
+fn mark_residual(
+    image: &GrayImage,
+    centre: (f64, f64),
+    size_mm: f64,
+    px_per_mm: f64,
+    ink: u8,
+) -> Option<f64> {
+    let (w, h) = image.dimensions();
+    let half = size_mm / 2.0 * px_per_mm;
+    let reach = half + 2.0 * px_per_mm;
+    let x0 = (centre.0 - reach).max(0.0) as u32;
+    let y0 = (centre.1 - reach).max(0.0) as u32;
+    let x1 = ((centre.0 + reach).max(0.0) as u32).min(w);
+    let y1 = ((centre.1 + reach).max(0.0) as u32).min(h);
+    let mut worst: Option<f64> = None;
+    for y in y0..y1 {
+        for x in x0..x1 {
+            if image.get_pixel(x, y)[0] >= ink {
+                continue;
+            }
+            let dx = ((x as f64 + 0.5 - centre.0).abs() - half).max(0.0);
+            let dy = ((y as f64 + 0.5 - centre.1).abs() - half).max(0.0);
+            let d = dx.hypot(dy) / px_per_mm;
+            worst = Some(worst.map_or(d, |m: f64| m.max(d)));
+        }
+    }
+    worst
 }
 
 struct Blob {

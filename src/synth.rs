@@ -381,12 +381,12 @@ pub fn synth_with_progress(
             pages: Vec::with_capacity(n),
         };
         // Document mode writes black and white; only lossless files carry it.
-        let bilevel = matches!(format, Format::Png | Format::Tiff) && rng.gen_bool(0.0);
+        let bilevel = matches!(format, Format::Png | Format::Tiff) && rng.gen_bool(0.15);
         for (k, plan) in plans[i..i + n].iter().enumerate() {
             let (page, mark_styles) = draw_page(plan, &digits, &font, &mut blanks, &mut rng);
             let look = ScanLook {
                 bilevel,
-                dark_lid: rng.gen_bool(0.0),
+                dark_lid: rng.gen_bool(0.08),
             };
             let lossless = matches!(format, Format::Png | Format::Tiff);
             images.push((
@@ -888,7 +888,12 @@ impl Canvas {
                 let d = (px - ax - t * dx).hypot(py - ay - t * dy);
                 let cov = (r + 0.5 - d).clamp(0.0, 1.0);
                 if cov > 0.0 {
-                    let grain = rng.gen_range(0.3..1.6);
+                    // Now and then a grain as dark as a pen line.
+                    let grain = if rng.gen_bool(0.12) {
+                        rng.gen_range(2.0..3.2)
+                    } else {
+                        rng.gen_range(0.3..1.6)
+                    };
                     let dark = (cov * grain * (255.0 - gray as f64)).min(255.0);
                     let p = self.img.get_pixel_mut(x, y);
                     p[0] = p[0].min((255.0 - dark) as u8);
@@ -1196,10 +1201,14 @@ fn draw_page(
 /// How a page's writer marks checkboxes.
 fn pick_style(rng: &mut StdRng) -> MarkStyle {
     match rng.gen_range(0..100) {
-        0..=49 => MarkStyle::Tick,
-        50..=74 => MarkStyle::Cross,
-        75..=87 => MarkStyle::Filled,
-        _ => MarkStyle::Faint,
+        0..=34 => MarkStyle::Tick,
+        35..=52 => MarkStyle::Cross,
+        53..=62 => MarkStyle::Filled,
+        63..=68 => MarkStyle::Faint,
+        69..=78 => MarkStyle::Pencil,
+        79..=86 => MarkStyle::Circle,
+        87..=93 => MarkStyle::Oval,
+        _ => MarkStyle::RubOut,
     }
 }
 
