@@ -43,8 +43,8 @@ bench-pages: build
 bench-digits: build
 	RAYON_NUM_THREADS=1 $(BIN) bench digits
 
-# The three members two at a time, then joined: about 50 minutes on two
-# cores; see models/README.md.
+# The two members side by side, then joined (about 45 to 65 minutes on the
+# 2-core machine; see models/README.md).
 train-digits: build
 	bash scripts/train-digits.sh
 

@@ -9,8 +9,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN=target/release/todoke
-MEMBERS="${MEMBERS:-full:1 small:11 small:12}"
-EPOCHS="${EPOCHS:-40}"
+MEMBERS="${MEMBERS:-small:11 small:12}"
+EPOCHS="${EPOCHS:-6}"
 OUT="${OUT:-models/digits.safetensors}"
 WORK=target/train-digits
 mkdir -p "$WORK"
