@@ -148,6 +148,8 @@ pub struct DecodeConfig {
     pub pdf_dpi: f32,
     pub max_side_px: u32,
     pub max_pages: usize,
+    pub max_page_pixels: u64,
+    pub max_file_bytes: u64,
 }
 
 impl Default for DecodeConfig {
@@ -157,6 +159,8 @@ impl Default for DecodeConfig {
             pdf_dpi: d.pdf_dpi,
             max_side_px: d.max_side_px,
             max_pages: d.max_pages,
+            max_page_pixels: d.max_page_pixels,
+            max_file_bytes: d.max_file_bytes,
         }
     }
 }
@@ -167,6 +171,8 @@ impl DecodeConfig {
             max_side_px: self.max_side_px,
             max_pages: self.max_pages,
             pdf_dpi: self.pdf_dpi,
+            max_page_pixels: self.max_page_pixels,
+            max_file_bytes: self.max_file_bytes,
         }
     }
 }
@@ -326,6 +332,11 @@ pdf_dpi = 300.0
 max_side_px = 14100
 # Files with more pages are quarantined.
 max_pages = 200
+# Pages with more pixels (width × height) are refused: a page is held whole
+# in memory while it is read, so this bounds memory (A4 at 600 dpi is 35 M).
+max_page_pixels = 40000000
+# Larger files are quarantined without being decoded (128 MiB).
+max_file_bytes = 134217728
 "#;
 
 /// The settings text for a working folder whose templates are `forms_dir`.
@@ -360,6 +371,8 @@ mod tests {
         assert_eq!(c.decode.pdf_dpi, d.decode.pdf_dpi);
         assert_eq!(c.decode.max_side_px, d.decode.max_side_px);
         assert_eq!(c.decode.max_pages, d.decode.max_pages);
+        assert_eq!(c.decode.max_page_pixels, d.decode.max_page_pixels);
+        assert_eq!(c.decode.max_file_bytes, d.decode.max_file_bytes);
         assert_eq!(c.register.atena_no, d.register.atena_no);
     }
 }

