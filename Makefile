@@ -4,7 +4,7 @@ CARGO ?= cargo
 OUT ?= out/demo
 BIN = target/release/todoke
 
-.PHONY: setup build demo test bench bench-watch bench-pages bench-digits train-digits lint samples
+.PHONY: setup build demo test bench bench-watch bench-pages bench-digits bench-hostile train-digits lint samples
 
 setup:
 	@bash scripts/setup.sh
@@ -49,3 +49,9 @@ train-digits: build
 # Regenerates samples/ and seeds/register.csv (seed 5, 20 pages, two branches).
 samples: build
 	TODOKE_SAMPLE_SEED=5 $(CARGO) test --release --lib synth::tests::make_samples -- --ignored
+
+# Peak memory of `todoke run` and `todoke watch` on single hostile files
+# (huge Group 4 pages, huge or many PDF pages, a 1 GB file); must stay
+# under 500 MB each. TODOKE_BENCH_BIN measures another build.
+bench-hostile: build
+	$(CARGO) test --release --test bench_hostile -- --ignored --nocapture

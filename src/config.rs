@@ -75,6 +75,11 @@ pub struct WatchConfig {
     /// looking like a branch with no scans. Files found there are still
     /// taken: left alone, the share would hide them once it is back.
     pub mounted: bool,
+    /// A new register export with fewer rows than the one in use by more
+    /// than this share (0.2 = a fifth) is refused, the previous one staying
+    /// in use: a cut-off or header-only export would send every page to
+    /// staff. Set to 1.0 to accept any export.
+    pub register_max_shrink: f64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -113,6 +118,7 @@ impl Default for WatchConfig {
             poll_secs: 2.0,
             rescan_secs: 30.0,
             mounted: false,
+            register_max_shrink: 0.2,
         }
     }
 }
@@ -297,6 +303,10 @@ rescan_secs = 30.0
 # reported by `todoke status` and the log instead of looking like a branch that
 # sent no scans.
 mounted = false
+# A register export with more than this share fewer rows than the one in use
+# (cut off, or only its header) is refused and the previous one kept; set it to
+# 1.0 for one reload to accept a register that really shrank.
+register_max_shrink = 0.2
 
 [batch]
 # Weekly close, local time ("Mon 09:00"); "" closes only on
@@ -363,6 +373,7 @@ mod tests {
         assert_eq!(c.watch.quiet_secs, d.watch.quiet_secs);
         assert_eq!(c.watch.poll_secs, d.watch.poll_secs);
         assert_eq!(c.watch.rescan_secs, d.watch.rescan_secs);
+        assert_eq!(c.watch.register_max_shrink, d.watch.register_max_shrink);
         assert_eq!(c.batch.close_at, d.batch.close_at);
         assert_eq!(c.log.format, d.log.format);
         assert_eq!(c.review.bind, d.review.bind);

@@ -126,18 +126,157 @@ pub fn sniff(bytes: &[u8]) -> Option<ScanFormat> {
     }
 }
 
-/// True when the file's own end marker is present: PNG `IEND`, JPEG EOI,
-/// PDF `%%EOF`. TIFF has no end marker; it counts as complete when it decodes.
-/// Used by intake to tell a file still being written from a finished one.
+/// True when the file ends where its own structure says it ends: PNG
+/// `IEND`; JPEG the EOI after the last scan (not the one closing an EXIF
+/// thumbnail); PDF a `%%EOF` with nothing but white space after it (an
+/// incremental update being appended has more); TIFF every page and strip
+/// in the file and no bytes after the last of them (a page being
+/// appended). Used by intake to tell a file still being written from a
+/// finished one.
 pub fn looks_complete(bytes: &[u8]) -> bool {
     let tail = &bytes[bytes.len().saturating_sub(1024)..];
     match sniff(bytes) {
         Some(ScanFormat::Png) => tail.windows(4).any(|w| w == b"IEND"),
-        Some(ScanFormat::Jpeg) => tail.windows(2).any(|w| w == [0xFF, 0xD9]),
-        Some(ScanFormat::Pdf) => tail.windows(5).any(|w| w == b"%%EOF"),
-        Some(ScanFormat::Tiff) => tiff_complete(bytes),
+        Some(ScanFormat::Jpeg) => jpeg_complete(bytes),
+        Some(ScanFormat::Pdf) => pdf_complete(bytes),
+        Some(ScanFormat::Tiff) => {
+            tiff_complete(bytes)
+                && tiff_extent(bytes).is_some_and(|end| {
+                    // Word alignment may leave a byte of padding.
+                    bytes.len() as u64 <= end + 1
+                })
+        }
         None => false,
     }
+}
+
+/// The file ends with `%%EOF` and at most white space or NULs after it.
+fn pdf_complete(bytes: &[u8]) -> bool {
+    let end = bytes
+        .iter()
+        .rposition(|b| !b.is_ascii_whitespace() && *b != 0)
+        .map_or(0, |i| i + 1);
+    bytes[..end].ends_with(b"%%EOF")
+}
+
+/// Walks the JPEG's segments from SOI: each marker segment is skipped by
+/// its length (an EXIF thumbnail, EOI and all, lies inside APP1), and the
+/// entropy-coded data after each SOS is skipped to the next marker. True
+/// only when that walk reaches EOI.
+fn jpeg_complete(bytes: &[u8]) -> bool {
+    let mut i = 2; // after SOI
+    loop {
+        // Fill bytes may precede a marker.
+        while bytes.get(i) == Some(&0xFF) && bytes.get(i + 1) == Some(&0xFF) {
+            i += 1;
+        }
+        let (Some(&0xFF), Some(&marker)) = (bytes.get(i), bytes.get(i + 1)) else {
+            return false;
+        };
+        i += 2;
+        match marker {
+            0xD9 => return true,
+            // Markers without a length.
+            0x01 | 0xD0..=0xD7 => continue,
+            _ => {}
+        }
+        let Some(len) = bytes
+            .get(i..i + 2)
+            .map(|b| usize::from(u16::from_be_bytes([b[0], b[1]])))
+        else {
+            return false;
+        };
+        if len < 2 {
+            return false;
+        }
+        i += len;
+        if i > bytes.len() {
+            return false;
+        }
+        if marker == 0xDA {
+            // Entropy-coded data: FF00 is a stuffed byte, FFD0-FFD7 a
+            // restart; any other FFxx is the next marker.
+            loop {
+                match (bytes.get(i), bytes.get(i + 1)) {
+                    (Some(&0xFF), Some(&(0x00 | 0xD0..=0xD7 | 0xFF))) => i += 1,
+                    (Some(&0xFF), Some(_)) => break,
+                    (Some(_), _) => i += 1,
+                    (None, _) => return false,
+                }
+            }
+        }
+    }
+}
+
+/// Where the last byte any page of a classic TIFF uses ends: each page
+/// directory, every value stored outside it, and every strip or tile.
+/// `None` when the structure cannot be followed (or the file is a BigTIFF).
+fn tiff_extent(bytes: &[u8]) -> Option<u64> {
+    let le = bytes.starts_with(b"II*\0");
+    let u16_at = |at: u64| -> Option<u64> {
+        let b = bytes.get(at as usize..at as usize + 2)?;
+        Some(u64::from(if le {
+            u16::from_le_bytes([b[0], b[1]])
+        } else {
+            u16::from_be_bytes([b[0], b[1]])
+        }))
+    };
+    let u32_at = |at: u64| -> Option<u64> {
+        let b = bytes.get(at as usize..at as usize + 4)?;
+        let a = [b[0], b[1], b[2], b[3]];
+        Some(u64::from(if le {
+            u32::from_le_bytes(a)
+        } else {
+            u32::from_be_bytes(a)
+        }))
+    };
+    let size_of = |kind: u64| match kind {
+        1 | 2 | 6 | 7 => 1,
+        3 | 8 => 2,
+        4 | 9 | 11 | 13 => 4,
+        5 | 10 | 12 => 8,
+        _ => 1,
+    };
+    let mut end = 8u64;
+    let mut ifd = u32_at(4)?;
+    let mut seen = std::collections::HashSet::new();
+    while ifd != 0 {
+        if !seen.insert(ifd) {
+            return None;
+        }
+        let n = u16_at(ifd)?;
+        let mut offsets = Vec::new();
+        let mut counts = Vec::new();
+        for e in 0..n {
+            let at = ifd + 2 + 12 * e;
+            let (tag, kind, count) = (u16_at(at)?, u16_at(at + 2)?, u32_at(at + 4)?);
+            let size = count.checked_mul(size_of(kind))?;
+            let value_at = if size > 4 { u32_at(at + 8)? } else { at + 8 };
+            if size > 4 {
+                end = end.max(value_at + size);
+            }
+            let values = |out: &mut Vec<u64>| -> Option<()> {
+                for k in 0..count.min(1 << 20) {
+                    out.push(match kind {
+                        3 => u16_at(value_at + 2 * k)?,
+                        _ => u32_at(value_at + 4 * k)?,
+                    });
+                }
+                Some(())
+            };
+            match tag {
+                273 | 324 => values(&mut offsets)?,
+                279 | 325 => values(&mut counts)?,
+                _ => {}
+            }
+        }
+        for (o, c) in offsets.iter().zip(&counts) {
+            end = end.max(o + c);
+        }
+        end = end.max(ifd + 2 + 12 * n + 4);
+        ifd = u32_at(ifd + 2 + 12 * n)?;
+    }
+    Some(end)
 }
 
 /// A TIFF has no end marker: it is complete when every page's directory
@@ -792,12 +931,31 @@ fn render_page(
     if let Some(e) = too_many_pixels(ScanFormat::Pdf, w as u32, h as u32, limits) {
         return Err(e);
     }
+    // Rendered straight into a one-byte grey bitmap: the default BGRA one
+    // and its RGBA copy took 8 bytes a pixel (350 MB for a 6250² page).
     let config = PdfRenderConfig::new()
         .scale_page_by_factor(scale)
         .use_grayscale_rendering(true)
+        .set_format(PdfBitmapFormat::Gray)
         .render_form_data(false);
     let bitmap = page.render_with_config(&config).map_err(corrupt)?;
-    Ok(bitmap.as_image().map_err(corrupt)?.into_luma8())
+    let (width, height) = (bitmap.width() as u32, bitmap.height() as u32);
+    let raw = bitmap.as_raw_bytes();
+    drop(bitmap);
+    // Rows may be padded to a stride wider than the page.
+    let stride = raw.len() / (height as usize).max(1);
+    let mut grey = Vec::with_capacity(width as usize * height as usize);
+    for row in raw.chunks_exact(stride.max(1)).take(height as usize) {
+        grey.extend_from_slice(
+            row.get(..width as usize)
+                .ok_or_else(|| corrupt(PdfiumError::ImageError))?,
+        );
+    }
+    drop(raw);
+    GrayImage::from_raw(width, height, grey).ok_or_else(|| DecodeError::Corrupt {
+        format: ScanFormat::Pdf,
+        detail: format!("page {}: bitmap size", index + 1),
+    })
 }
 
 /// Where pdfium is looked for: `TODOKE_PDFIUM`, then beside the executable,
@@ -890,6 +1048,63 @@ mod tests {
             assert!(!looks_complete(cut), "complete at {tenth}/10");
         }
         assert!(!looks_complete(&bytes[..bytes.len() - 1]));
+    }
+
+    /// Issue 15, item 6: each of these was taken as complete before, and
+    /// read early (the JPEG half grey, the TIFF's page 2 lost, the PDF's
+    /// update missed).
+    #[test]
+    fn a_file_is_complete_only_at_its_real_end() {
+        // A JPEG whose EXIF thumbnail (a JPEG, EOI and all) sits in APP1.
+        let jpeg = |w, h| {
+            let img = GrayImage::from_fn(w, h, |x, y| image::Luma([((x * 3 + y) % 256) as u8]));
+            let mut b = Vec::new();
+            img.write_to(&mut Cursor::new(&mut b), ImageFormat::Jpeg)
+                .unwrap();
+            b
+        };
+        let (main, thumb) = (jpeg(400, 300), jpeg(16, 12));
+        let mut app1 = b"Exif\0\0".to_vec();
+        app1.extend_from_slice(&thumb);
+        let mut file = main[..2].to_vec();
+        file.extend_from_slice(&[0xFF, 0xE1]);
+        file.extend_from_slice(&((app1.len() + 2) as u16).to_be_bytes());
+        file.extend_from_slice(&app1);
+        let thumb_end = file.len();
+        file.extend_from_slice(&main[2..]);
+        assert!(looks_complete(&file));
+        assert_eq!(
+            decode(&file, &DecodeLimits::default(), &no_pdf())
+                .unwrap()
+                .len(),
+            1
+        );
+        assert!(
+            !looks_complete(&file[..thumb_end]),
+            "cut after the thumbnail"
+        );
+        assert!(!looks_complete(&file[..thumb_end + 600]));
+        assert!(!looks_complete(&file[..file.len() - 2]));
+
+        // A PDF with an incremental update being appended.
+        let pdf = b"%PDF-1.4\n1 0 obj<<>>endobj\ntrailer<<>>\n%%EOF\n".to_vec();
+        assert!(looks_complete(&pdf));
+        let mut updating = pdf.clone();
+        updating.extend_from_slice(b"2 0 obj<< /Type /Page >>endobj\n");
+        assert!(!looks_complete(&updating), "taken after the first %%EOF");
+        updating.extend_from_slice(b"trailer<< /Prev 9 >>\n%%EOF\r\n");
+        assert!(looks_complete(&updating));
+
+        // A TIFF written page by page: page 1 done, page 2's strip being
+        // appended before page 1's directory is linked to page 2's.
+        let mut tiff = Vec::new();
+        GrayImage::from_fn(240, 320, |x, y| image::Luma([((x ^ y) % 251) as u8]))
+            .write_to(&mut Cursor::new(&mut tiff), ImageFormat::Tiff)
+            .unwrap();
+        assert!(looks_complete(&tiff));
+        let mut appending = tiff.clone();
+        appending.extend_from_slice(&[0x55; 3000]);
+        assert!(!looks_complete(&appending), "page 2 on its way");
     }
 
     #[test]

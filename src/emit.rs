@@ -202,6 +202,24 @@ pub fn private_file(path: &Path, bytes: &[u8]) -> Result<(), EmitError> {
     f.sync_all().map_err(io_err(path))
 }
 
+/// Copies a regular file (never through a link) to an owner-only file,
+/// in pieces, and flushes it to disk.
+fn private_copy(src: &Path, to: &Path) -> Result<(), EmitError> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut from = crate::intake::open_regular(src).map_err(io_err(src))?;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(to)
+        .map_err(io_err(to))?;
+    f.set_permissions(std::os::unix::fs::PermissionsExt::from_mode(0o600))
+        .map_err(io_err(to))?;
+    std::io::copy(&mut from, &mut f).map_err(io_err(to))?;
+    f.sync_all().map_err(io_err(to))
+}
+
 pub fn write_batch(
     out_dir: &Path,
     batch_id: &str,
@@ -729,9 +747,11 @@ pub fn quarantine(
     private_dir(&dir)?;
     // Room for the longest suffix (`.reason.txt`) and a numbered prefix.
     let flat = crate::names::fit(&rel.replace('/', "__"), crate::names::NAME_MAX - 24);
-    // Never through a link: what is copied is the file in the inbox itself.
-    let (bytes, reason_text) = match crate::intake::read_regular(src) {
-        Ok(b) => (Some(b), format!("{rel}\n{reason}\n")),
+    // Never through a link: what is copied is the file in the inbox
+    // itself. Hashed and copied in pieces, so a file of any size costs
+    // little memory.
+    let (sha, reason_text) = match crate::intake::sha256_file(src) {
+        Ok(sha) => (Some(sha), format!("{rel}\n{reason}\n")),
         Err(e) => (
             None,
             format!("{rel}\n{reason}\nnot copied: the file could not be read ({e})\n"),
@@ -741,17 +761,18 @@ pub fn quarantine(
     for n in 2.. {
         let target = dir.join(&name);
         let taken = target.exists() || dir.join(format!("{name}.reason.txt")).exists();
-        let same = bytes
-            .as_ref()
-            .is_some_and(|b| std::fs::read(&target).is_ok_and(|old| &old == b));
+        let same = sha.as_ref().is_some_and(|sha| {
+            target.is_file() && crate::intake::sha256_file(&target).is_ok_and(|old| &old == sha)
+        });
         if !taken || same {
             break;
         }
         name = format!("{n}__{flat}");
     }
-    if let Some(b) = &bytes {
-        if let Err(e) = private_file(&dir.join(&name), b) {
-            let _ = std::fs::remove_file(dir.join(&name));
+    let copy = dir.join(&name);
+    if sha.is_some() {
+        if let Err(e) = private_copy(src, &copy) {
+            let _ = std::fs::remove_file(&copy);
             return Err(e);
         }
     }
@@ -761,8 +782,8 @@ pub fn quarantine(
         reason_text.as_bytes(),
     ) {
         let _ = std::fs::remove_file(dir.join(format!("{name}.reason.txt")));
-        if bytes.is_some() {
-            let _ = std::fs::remove_file(dir.join(&name));
+        if sha.is_some() {
+            let _ = std::fs::remove_file(&copy);
         }
         return Err(e);
     }
@@ -770,7 +791,7 @@ pub fn quarantine(
         source: rel.into(),
         reason: reason.into(),
         stored_as: format!("quarantine/{name}"),
-        copied: bytes.is_some(),
+        copied: sha.is_some(),
     })
 }
 

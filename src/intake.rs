@@ -113,6 +113,15 @@ pub fn read_regular(path: &Path) -> std::io::Result<Vec<u8>> {
     Ok(bytes)
 }
 
+/// The sha256 of a regular file (see [`open_regular`]), read in pieces so
+/// that a file of any size costs little memory.
+pub fn sha256_file(path: &Path) -> std::io::Result<String> {
+    use sha2::{Digest, Sha256};
+    let mut hasher = Sha256::new();
+    std::io::copy(&mut open_regular(path)?, &mut hasher)?;
+    Ok(hex::encode(hasher.finalize()))
+}
+
 fn walk(root: &Path, dir: &Path, out: &mut Listing) -> Result<(), IntakeError> {
     let io = |source| IntakeError::Io {
         path: dir.to_path_buf(),
@@ -247,9 +256,10 @@ mod tests {
         let pdf = b"%PDF-1.4\n1 0 obj<<>>endobj\ntrailer<<>>\n%%EOF\n";
         assert!(check("a.pdf", pdf));
         assert!(!check("b.pdf", &pdf[..20]));
-        let jpeg = [0xFF, 0xD8, 0xFF, 0xE0, 1, 2, 3, 0xFF, 0xD9];
+        // SOI, an APP0 segment of 4 bytes (its length included), EOI.
+        let jpeg = [0xFF, 0xD8, 0xFF, 0xE0, 0, 4, 1, 2, 0xFF, 0xD9];
         assert!(check("a.jpg", &jpeg));
-        assert!(!check("b.jpg", &jpeg[..7]));
+        assert!(!check("b.jpg", &jpeg[..8]));
         assert!(!check("empty.png", b""));
         assert!(!check("notes.pdf", b"meeting notes"));
     }

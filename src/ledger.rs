@@ -338,6 +338,34 @@ impl Ledger {
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
+    /// Takes back a try that failed for want of disk space, which says
+    /// nothing about the file.
+    pub fn undo_attempt(&self, id: i64) -> Result<(), LedgerError> {
+        self.conn.execute(
+            "UPDATE scans SET attempts = attempts - 1 WHERE id = ?1 AND attempts > 0",
+            [id],
+        )?;
+        Ok(())
+    }
+
+    /// The sha256 recorded for a scan when it was taken.
+    pub fn sha_of(&self, id: i64) -> Result<Option<String>, LedgerError> {
+        Ok(self
+            .conn
+            .query_row("SELECT sha256 FROM scans WHERE id = ?1", [id], |r| r.get(0))
+            .optional()?)
+    }
+
+    /// Records the sha256 of what was read, when the file changed after it
+    /// was taken (a writer still holding it).
+    pub fn set_sha(&self, id: i64, sha256: &str) -> Result<(), LedgerError> {
+        self.conn.execute(
+            "UPDATE scans SET sha256 = ?2 WHERE id = ?1",
+            params![id, sha256],
+        )?;
+        Ok(())
+    }
+
     /// Counts a try at reading a scan, committed before the try, so a file
     /// that crashes the reader is noticed on restart instead of retried forever.
     pub fn begin_attempt(&self, id: i64) -> Result<i64, LedgerError> {

@@ -90,6 +90,9 @@ impl<'r> Engine<'r> {
     ) -> Result<Self, RunError> {
         let templates = template::load_dir(&config.forms_dir)?;
         let register = Register::load(register_path, &config.register)?;
+        if register.people.is_empty() {
+            tracing::warn!("the register has no rows: every page will go to staff");
+        }
         let pdf = PdfRenderer::start(&decode::pdfium_library_path());
         if let Err(e) = pdf.available() {
             tracing::warn!("PDF scans will be quarantined: {e}");
@@ -102,6 +105,15 @@ impl<'r> Engine<'r> {
             handwriting,
             printed: crate::digits::printed::PrintedReader,
         })
+    }
+
+    /// Rows of the register in use.
+    pub fn register_rows(&self) -> usize {
+        self.register
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .people
+            .len()
     }
 
     /// Swaps in a newer register (IT replaces the export weekly).

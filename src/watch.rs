@@ -256,6 +256,8 @@ pub struct Daemon<'r> {
     healthy: BTreeMap<String, bool>,
     /// Links, FIFOs and devices found in an inbox, reported once each.
     refused: std::collections::HashSet<PathBuf>,
+    /// Work is paused for a full disk until then (and while it stays full).
+    paused_until: Option<Instant>,
 }
 
 impl<'r> Daemon<'r> {
@@ -276,6 +278,7 @@ impl<'r> Daemon<'r> {
             register_stamp,
             healthy: BTreeMap::new(),
             refused: Default::default(),
+            paused_until: None,
         })
     }
 
@@ -337,13 +340,22 @@ impl<'r> Daemon<'r> {
                     while let Ok(ev) = rx.try_recv() {
                         self.handle(ev, &mut in_flight)?;
                     }
-                    self.take_quiet_files()?;
-                    self.dispatch(&job_tx, &mut in_flight, QUEUE_DEPTH)?;
-                    if let Some(s) = self.schedule {
-                        let start = parse_local(&self.ledger.period_start()?);
-                        let now = chrono::Local::now().naive_local();
-                        if s.due(start, now) {
-                            close_batch(&mut self.ledger, &self.engine, &self.config)?;
+                    if !self.paused() {
+                        let step = (|| -> Result<(), WatchError> {
+                            self.take_quiet_files()?;
+                            self.dispatch(&job_tx, &mut in_flight, QUEUE_DEPTH)?;
+                            if let Some(s) = self.schedule {
+                                let start = parse_local(&self.ledger.period_start()?);
+                                let now = chrono::Local::now().naive_local();
+                                if s.due(start, now) {
+                                    close_batch(&mut self.ledger, &self.engine, &self.config)?;
+                                }
+                            }
+                            Ok(())
+                        })();
+                        match step {
+                            Err(e) if is_disk_full(&e) => self.pause_for_disk(&e.to_string()),
+                            r => r?,
                         }
                     }
                     if last_beat.elapsed() >= Duration::from_secs(30) {
@@ -385,10 +397,46 @@ impl<'r> Daemon<'r> {
             Event::Path(path) => self.notice(&path),
             Event::Read { id, result } => {
                 in_flight.ids.remove(&id);
-                result?;
+                match result {
+                    Err(e) if is_disk_full(&e) => {
+                        // The scan stays `received` and is read again once
+                        // there is room; this try does not count.
+                        let _ = self.ledger.undo_attempt(id);
+                        self.pause_for_disk(&e.to_string());
+                    }
+                    r => r?,
+                }
             }
         }
         Ok(())
+    }
+
+    /// Stops taking, reading and closing until there is room again.
+    fn pause_for_disk(&mut self, why: &str) {
+        if self.paused_until.is_none() {
+            tracing::error!("UNHEALTHY: disk full, work paused until there is room: {why}");
+        }
+        self.paused_until = Some(Instant::now() + Duration::from_secs(10));
+    }
+
+    /// Whether work is paused for a full disk; checks again once the pause
+    /// is over, and resumes by itself.
+    fn paused(&mut self) -> bool {
+        if self.paused_until.is_some_and(|t| Instant::now() < t) {
+            return true;
+        }
+        match disk_full(&self.config) {
+            Some(why) => {
+                self.pause_for_disk(&why);
+                true
+            }
+            None => {
+                if self.paused_until.take().is_some() {
+                    tracing::info!("disk has room again; work resumes");
+                }
+                false
+            }
+        }
     }
 
     /// Queues pending scans for the readers, at most `depth` in flight. A
@@ -551,7 +599,10 @@ impl<'r> Daemon<'r> {
                 .quiet
                 .observe(&path, m.len(), mtime, Instant::now(), quiet * 12);
             let mut sha = None;
-            if !stale {
+            // A file over the size limit is quarantined unread: it is not
+            // read whole to look for its end either.
+            let too_big = m.len() > self.config.decode.max_file_bytes;
+            if !stale && !too_big {
                 // A file already found incomplete as it is now is not read
                 // again every tick (on a share that is real traffic).
                 if self.incomplete.get(&path) == Some(&(m.len(), mtime)) {
@@ -618,9 +669,7 @@ impl<'r> Daemon<'r> {
     ) -> Result<(), WatchError> {
         let sha = match sha {
             Some(sha) => sha,
-            None => hex::encode(Sha256::digest(
-                intake::read_regular(path).map_err(io(path))?,
-            )),
+            None => intake::sha256_file(path).map_err(io(path))?,
         };
         match self.ledger.receive(&sha, branch, source, rel)? {
             Received::New(_) => tracing::info!(file = %source, "taken"),
@@ -638,7 +687,25 @@ impl<'r> Daemon<'r> {
             return;
         }
         match Register::load(&self.config.watch.register, &self.config.register) {
+            Ok(r)
+                if shrunk_too_much(
+                    self.engine.register_rows(),
+                    r.people.len(),
+                    self.config.watch.register_max_shrink,
+                ) =>
+            {
+                self.register_stamp = stamp;
+                tracing::error!(
+                    rows = r.people.len(),
+                    in_use = self.engine.register_rows(),
+                    "register not reloaded: the new export has far fewer rows than the one in use \
+                     (cut off?); the previous one stays in use ([watch] register_max_shrink)"
+                );
+            }
             Ok(r) => {
+                if r.people.is_empty() {
+                    tracing::warn!("the register has no rows: every page will go to staff");
+                }
                 self.engine.set_register(r);
                 self.register_stamp = stamp;
                 tracing::info!("register reloaded");
@@ -650,6 +717,12 @@ impl<'r> Daemon<'r> {
             }
         }
     }
+}
+
+/// Whether a register of `new` rows replacing one of `old` rows lost more
+/// than `max_share` of them.
+fn shrunk_too_much(old: usize, new: usize, max_share: f64) -> bool {
+    (new as f64) < old as f64 * (1.0 - max_share.clamp(0.0, 1.0))
 }
 
 /// Something for the daemon's thread: a path an event named, or a reader
@@ -767,7 +840,23 @@ fn read_with(
             rel: p.source.clone(),
             branch: p.branch.clone(),
         };
-        engine.process(&scan).1
+        // A writer that still holds the file when it is taken writes on
+        // into the renamed file: what was read must be what is there after
+        // the read, or it is read again.
+        let mut tries = 0;
+        loop {
+            let (sha, outcome) = engine.process(&scan);
+            let now = intake::sha256_file(&scan.path).unwrap_or_default();
+            tries += 1;
+            if sha.is_empty() || now == sha || tries >= 3 {
+                if !sha.is_empty() && ledger.sha_of(p.id)?.is_some_and(|taken| taken != sha) {
+                    tracing::warn!(file = %p.source, "changed after it was taken; read as it is now");
+                    ledger.set_sha(p.id, &sha)?;
+                }
+                break outcome;
+            }
+            tracing::warn!(file = %p.source, "changed while it was read; reading it again");
+        }
     };
     match outcome {
         FileOutcome::Pages(pages) => {
@@ -782,6 +871,47 @@ fn read_with(
         }
     }
     Ok(())
+}
+
+/// Free space below which the daemon pauses rather than half-write a
+/// quarantine copy, a batch or the ledger.
+const MIN_FREE_BYTES: u64 = 64 * 1024 * 1024;
+
+/// Bytes free to this user on the file system holding `path`.
+fn free_bytes(path: &Path) -> Option<u64> {
+    let c = std::ffi::CString::new(path.as_os_str().as_encoded_bytes()).ok()?;
+    let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
+    (unsafe { libc::statvfs(c.as_ptr(), &mut st) } == 0)
+        .then(|| st.f_bavail as u64 * st.f_frsize as u64)
+}
+
+/// The folders the daemon writes into, when one of them is (nearly) full.
+fn disk_full(config: &Config) -> Option<String> {
+    [&config.watch.out, &config.watch.work, &config.watch.state]
+        .into_iter()
+        .find_map(|p| {
+            let dir = if p.is_dir() { p.as_path() } else { p.parent()? };
+            let free = free_bytes(dir)?;
+            (free < MIN_FREE_BYTES)
+                .then(|| format!("disk full ({} MB free on {})", free >> 20, dir.display()))
+        })
+}
+
+/// Whether an error is the disk (or the user's quota) being full: work
+/// pauses and resumes by itself instead of the daemon stopping.
+fn is_disk_full(e: &WatchError) -> bool {
+    let io_full =
+        |e: &std::io::Error| matches!(e.raw_os_error(), Some(libc::ENOSPC) | Some(libc::EDQUOT));
+    let sql_full =
+        |e: &rusqlite::Error| e.sqlite_error_code() == Some(rusqlite::ErrorCode::DiskFull);
+    match e {
+        WatchError::Io { source, .. } => io_full(source),
+        WatchError::Emit(emit::EmitError::Io { source, .. }) => io_full(source),
+        WatchError::Ledger(LedgerError::Sql(s) | LedgerError::Open { source: s, .. }) => {
+            sql_full(s)
+        }
+        _ => false,
+    }
 }
 
 fn modified(path: &Path) -> Option<SystemTime> {
@@ -835,14 +965,18 @@ fn move_file(from: &Path, to: &Path) -> Result<bool, WatchError> {
     let renamed = match std::fs::rename(from, to) {
         Ok(()) => true,
         Err(e) if e.raw_os_error() == Some(libc::EXDEV) => {
-            let bytes = intake::read_regular(from).map_err(io(from))?;
-            {
-                use std::io::Write;
-                let mut f = std::fs::File::create(to).map_err(io(to))?;
-                f.write_all(&bytes).map_err(io(to))?;
-                f.sync_all().map_err(io(to))?;
+            let before = intake::sha256_file(from).map_err(io(from))?;
+            let copied = (|| {
+                let mut f = std::fs::File::create(to)?;
+                std::io::copy(&mut intake::open_regular(from)?, &mut f)?;
+                f.sync_all()
+            })();
+            // A half copy (the disk filled up) must not stay behind.
+            if let Err(e) = copied {
+                let _ = std::fs::remove_file(to);
+                return Err(io(to)(e));
             }
-            if std::fs::read(to).map_err(io(to))? != bytes {
+            if intake::sha256_file(to).map_err(io(to))? != before {
                 let _ = std::fs::remove_file(to);
                 return Err(WatchError::CopyMismatch {
                     path: from.to_path_buf(),
@@ -957,6 +1091,12 @@ pub fn status_text(config: &Config) -> Result<String, WatchError> {
             "  {b:<12} {waiting} / {} / {}",
             s.received_by_branch.get(b).unwrap_or(&0),
             s.open_by_branch.get(b).unwrap_or(&0)
+        );
+    }
+    if let Some(why) = disk_full(config) {
+        let _ = writeln!(
+            t,
+            "output: UNHEALTHY: {why}; work is paused until there is room"
         );
     }
     match &s.last_batch {
@@ -1087,6 +1227,48 @@ mod tests {
             "{shown}"
         );
         assert!(shown.contains("sakura       UNHEALTHY: inbox missing or unreadable"));
+    }
+
+    /// Issue 15, item 10: a full disk used to stop the daemon (and again at
+    /// every start); it is now told apart from other errors, which pauses
+    /// work instead, and the free space is measured for `todoke status`.
+    #[test]
+    fn a_full_disk_is_told_apart_and_measured() {
+        let full = std::io::Error::from_raw_os_error(libc::ENOSPC);
+        assert!(is_disk_full(&WatchError::Emit(emit::EmitError::Io {
+            path: "/out/quarantine/x".into(),
+            source: full,
+        })));
+        assert!(is_disk_full(&io(Path::new("/work/x"))(
+            std::io::Error::from_raw_os_error(libc::EDQUOT)
+        )));
+        assert!(!is_disk_full(&io(Path::new("/work/x"))(
+            std::io::Error::from_raw_os_error(libc::EACCES)
+        )));
+        let sql = rusqlite::Error::SqliteFailure(
+            rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_FULL),
+            None,
+        );
+        assert!(is_disk_full(&WatchError::Ledger(LedgerError::Sql(sql))));
+        assert!(free_bytes(Path::new("/")).is_some_and(|b| b > 0));
+        let dir = tempfile::tempdir().unwrap();
+        let mut config = Config::default();
+        config.watch.out = dir.path().join("out");
+        config.watch.work = dir.path().join("work");
+        config.watch.state = dir.path().join("todoke.db");
+        assert_eq!(disk_full(&config), None, "this machine has room");
+    }
+
+    /// Issue 15, item 15: a header-only or cut-off register replaced the
+    /// one in use with an INFO line only.
+    #[test]
+    fn a_register_that_shrinks_too_much_is_refused() {
+        assert!(shrunk_too_much(1000, 0, 0.2), "header only");
+        assert!(shrunk_too_much(1000, 500, 0.2), "cut in half");
+        assert!(!shrunk_too_much(1000, 850, 0.2));
+        assert!(!shrunk_too_much(1000, 1200, 0.2));
+        assert!(!shrunk_too_much(1000, 0, 1.0), "told to accept it");
+        assert!(!shrunk_too_much(0, 0, 0.2));
     }
 
     #[test]

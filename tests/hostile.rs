@@ -294,7 +294,9 @@ fn names_never_stop_the_daemon() {
         put(&inbox.join(new), sample(name));
     }
     let start = std::time::Instant::now();
-    while !todoke::intake::collect(&work.join("inbox")).unwrap().is_empty()
+    while !todoke::intake::collect(&work.join("inbox"))
+        .unwrap()
+        .is_empty()
         && start.elapsed() < std::time::Duration::from_secs(60)
     {
         std::thread::sleep(std::time::Duration::from_millis(200));
@@ -486,7 +488,10 @@ fn a_dead_pdf_renderer_is_started_again() {
     let pdf = todoke::decode::PdfRenderer::start(&todoke::decode::pdfium_library_path());
     let bytes = std::fs::read(common::repo().join("samples/inbox/honcho/scan-0011.pdf")).unwrap();
     let limits = todoke::decode::DecodeLimits::default();
-    assert_eq!(todoke::decode::decode(&bytes, &limits, &pdf).unwrap().len(), 2);
+    assert_eq!(
+        todoke::decode::decode(&bytes, &limits, &pdf).unwrap().len(),
+        2
+    );
     pdf.crash_for_test();
     let again = todoke::decode::decode(&bytes, &limits, &pdf);
     assert_eq!(again.map(|p| p.len()).map_err(|e| e.to_string()), Ok(2));
@@ -547,7 +552,10 @@ fn the_daemon_never_follows_links_or_reads_fifos() {
         status.contains("UNHEALTHY: 3 never read"),
         "status names them: {status}"
     );
-    assert!(status.lines().any(|l| l.trim_start().starts_with("main ")), "{status}");
+    assert!(
+        status.lines().any(|l| l.trim_start().starts_with("main ")),
+        "{status}"
+    );
     let records = std::fs::read_to_string(batch.join("records.jsonl")).unwrap();
     assert!(records.contains("honcho/real.png") && records.contains("\"root.png\""));
     for never in ["link.png", "passwd.pdf", "pipe.png"] {
