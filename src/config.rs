@@ -291,8 +291,9 @@ register = "register.csv"
 # auto: poll SMB/CIFS and NFS shares (inotify sees nothing there), inotify elsewhere.
 # Or force "inotify" or "poll".
 mode = "auto"
-# A file is taken once its size and mtime are unchanged this long and its
-# format's end is present (PDF %%EOF, PNG IEND, JPEG EOI, readable TIFF).
+# A file is taken once its size and mtime are unchanged this long and it ends
+# where its format says (PDF %%EOF last, PNG IEND, JPEG EOI after the last scan,
+# TIFF with nothing after its last page).
 quiet_secs = 5.0
 # How often a polled inbox is listed.
 poll_secs = 2.0

@@ -931,31 +931,12 @@ fn render_page(
     if let Some(e) = too_many_pixels(ScanFormat::Pdf, w as u32, h as u32, limits) {
         return Err(e);
     }
-    // Rendered straight into a one-byte grey bitmap: the default BGRA one
-    // and its RGBA copy took 8 bytes a pixel (350 MB for a 6250² page).
     let config = PdfRenderConfig::new()
         .scale_page_by_factor(scale)
         .use_grayscale_rendering(true)
-        .set_format(PdfBitmapFormat::Gray)
         .render_form_data(false);
     let bitmap = page.render_with_config(&config).map_err(corrupt)?;
-    let (width, height) = (bitmap.width() as u32, bitmap.height() as u32);
-    let raw = bitmap.as_raw_bytes();
-    drop(bitmap);
-    // Rows may be padded to a stride wider than the page.
-    let stride = raw.len() / (height as usize).max(1);
-    let mut grey = Vec::with_capacity(width as usize * height as usize);
-    for row in raw.chunks_exact(stride.max(1)).take(height as usize) {
-        grey.extend_from_slice(
-            row.get(..width as usize)
-                .ok_or_else(|| corrupt(PdfiumError::ImageError))?,
-        );
-    }
-    drop(raw);
-    GrayImage::from_raw(width, height, grey).ok_or_else(|| DecodeError::Corrupt {
-        format: ScanFormat::Pdf,
-        detail: format!("page {}: bitmap size", index + 1),
-    })
+    Ok(bitmap.as_image().map_err(corrupt)?.into_luma8())
 }
 
 /// Where pdfium is looked for: `TODOKE_PDFIUM`, then beside the executable,
