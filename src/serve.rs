@@ -239,7 +239,10 @@ impl ReviewServer {
                 }
             };
             if !declares_body(&req) {
-                self.handle(req, "")?;
+                // Any body is already in memory: reading it cannot wait.
+                if let Some((req, body)) = read_body(req) {
+                    self.handle(req, &body)?;
+                }
                 continue;
             }
             let tx = bodies_tx.clone();
