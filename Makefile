@@ -4,7 +4,7 @@ CARGO ?= cargo
 OUT ?= out/demo
 BIN = target/release/todoke
 
-.PHONY: setup build demo test bench bench-watch bench-pages bench-digits train-digits lint samples
+.PHONY: setup build demo test bench bench-watch bench-pages bench-digits bench-hostile train-digits lint samples
 
 setup:
 	@bash scripts/setup.sh
@@ -51,3 +51,9 @@ train-digits: build
 # Regenerates samples/ and seeds/register.csv (seed 11, 18 pages, two branches; digits from the training split).
 samples: build
 	TODOKE_SAMPLE_SEED=11 $(CARGO) test --release --lib synth::tests::make_samples -- --ignored
+
+# Peak memory of `todoke run` and `todoke watch` on single hostile files
+# (huge Group 4 pages, huge or many PDF pages, a 1 GB file); must stay
+# under 500 MB each. TODOKE_BENCH_BIN measures another build.
+bench-hostile: build
+	$(CARGO) test --release --test bench_hostile -- --ignored --nocapture

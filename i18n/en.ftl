@@ -56,6 +56,8 @@ refused-csrf = Missing or wrong CSRF value: reload the page.
 refused-name = Give your name on the list page first.
 refused-method = Method not allowed.
 refused-not-found = Not found.
+refused-host = wrong Host: open the URL todoke review printed
+refused-busy = the ledger is busy: try again in a moment
 form-unknown = unknown form
 
 ## Reasons (.short for lists, .kind for the filter)
@@ -209,6 +211,8 @@ st-state-mismatch = mismatch
 st-branches = branches (waiting in inbox / taken, not read / read, not batched):
 st-unhealthy-mount = UNHEALTHY: share not mounted (the inbox is not a mount point)
 st-unhealthy-missing = UNHEALTHY: inbox missing or unreadable
+st-unhealthy-refused = { $waiting } UNHEALTHY: { $count } never read (not a regular file: { $files })
+st-unhealthy-disk = output: UNHEALTHY: disk full ({ $mb } MB free on { $dir }); work is paused until there is room
 st-last-batch = last batch: { $id } ({ $state }, { $scans } scans{ $closed })
 st-closed = , closed { $at }
 st-last-batch-none = last batch: none

@@ -55,6 +55,8 @@ refused-csrf = ページの確認用の値がないか、違います。ペー�
 refused-name = 先に一覧のページでお名前を入力してください。
 refused-method = この操作はできません。
 refused-not-found = ページが見つかりません。
+refused-host = このアドレスでは開けません。todoke review が表示したアドレスを開いてください。
+refused-busy = 台帳が一時的に使用中です。少し待ってから、もう一度お試しください。
 form-unknown = 様式不明
 
 ## 理由（.short は一覧用、.kind は絞り込み用）
@@ -205,6 +207,8 @@ st-state-mismatch = 要確認
 st-branches = 支所（受信箱で待機 / 取り込み済み・未読 / 読み取り済み・未出力）:
 st-unhealthy-mount = 異常: 共有フォルダーがつながっていません（マウントされていません）
 st-unhealthy-missing = 異常: 受信箱がないか、読めません
+st-unhealthy-refused = { $waiting } 異常: 通常のファイルでないもの { $count }件は読みません（{ $files }）。リンクなどを受信箱から取り除いてください
+st-unhealthy-disk = 出力先: 異常: ディスクの空きが足りません（{ $dir } の空き { $mb } MB）。空きができるまで処理を止めています。IT担当に連絡してください
 st-last-batch = 最新のバッチ: { $id }（{ $state }、スキャン { $scans }件{ $closed }）
 st-closed = 、{ $at } に確定
 st-last-batch-none = 最新のバッチ: なし

@@ -85,6 +85,11 @@ pub struct WatchConfig {
     /// looking like a branch with no scans. Files found there are still
     /// taken: left alone, the share would hide them once it is back.
     pub mounted: bool,
+    /// A new register export with fewer rows than the one in use by more
+    /// than this share (0.2 = a fifth) is refused, the previous one staying
+    /// in use: a cut-off or header-only export would send every page to
+    /// staff. Set to 1.0 to accept any export.
+    pub register_max_shrink: f64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -123,6 +128,7 @@ impl Default for WatchConfig {
             poll_secs: 2.0,
             rescan_secs: 30.0,
             mounted: false,
+            register_max_shrink: 0.2,
         }
     }
 }
@@ -158,6 +164,8 @@ pub struct DecodeConfig {
     pub pdf_dpi: f32,
     pub max_side_px: u32,
     pub max_pages: usize,
+    pub max_page_pixels: u64,
+    pub max_file_bytes: u64,
 }
 
 impl Default for DecodeConfig {
@@ -167,6 +175,8 @@ impl Default for DecodeConfig {
             pdf_dpi: d.pdf_dpi,
             max_side_px: d.max_side_px,
             max_pages: d.max_pages,
+            max_page_pixels: d.max_page_pixels,
+            max_file_bytes: d.max_file_bytes,
         }
     }
 }
@@ -177,6 +187,8 @@ impl DecodeConfig {
             max_side_px: self.max_side_px,
             max_pages: self.max_pages,
             pdf_dpi: self.pdf_dpi,
+            max_page_pixels: self.max_page_pixels,
+            max_file_bytes: self.max_file_bytes,
         }
     }
 }
@@ -290,8 +302,9 @@ register = "register.csv"
 # auto: poll SMB/CIFS and NFS shares (inotify sees nothing there), inotify elsewhere.
 # Or force "inotify" or "poll".
 mode = "auto"
-# A file is taken once its size and mtime are unchanged this long and its
-# format's end is present (PDF %%EOF, PNG IEND, JPEG EOI, readable TIFF).
+# A file is taken once its size and mtime are unchanged this long and it ends
+# where its format says (PDF %%EOF last, PNG IEND, JPEG EOI after the last scan,
+# TIFF with nothing after its last page).
 quiet_secs = 5.0
 # How often a polled inbox is listed.
 poll_secs = 2.0
@@ -302,6 +315,10 @@ rescan_secs = 30.0
 # reported by `todoke status` and the log instead of looking like a branch that
 # sent no scans.
 mounted = false
+# A register export with more than this share fewer rows than the one in use
+# (cut off, or only its header) is refused and the previous one kept; set it to
+# 1.0 for one reload to accept a register that really shrank.
+register_max_shrink = 0.2
 
 [batch]
 # Weekly close, local time ("Mon 09:00"); "" closes only on
@@ -342,6 +359,11 @@ pdf_dpi = 300.0
 max_side_px = 14100
 # Files with more pages are quarantined.
 max_pages = 200
+# Pages with more pixels (width × height) are refused: a page is held whole
+# in memory while it is read, so this bounds memory (A4 at 600 dpi is 35 M).
+max_page_pixels = 40000000
+# Larger files are quarantined without being decoded (128 MiB).
+max_file_bytes = 134217728
 "#;
 
 /// The settings text for a working folder whose templates are `forms_dir`.
@@ -368,6 +390,7 @@ mod tests {
         assert_eq!(c.watch.quiet_secs, d.watch.quiet_secs);
         assert_eq!(c.watch.poll_secs, d.watch.poll_secs);
         assert_eq!(c.watch.rescan_secs, d.watch.rescan_secs);
+        assert_eq!(c.watch.register_max_shrink, d.watch.register_max_shrink);
         assert_eq!(c.batch.close_at, d.batch.close_at);
         assert_eq!(c.log.format, d.log.format);
         assert_eq!(c.review.bind, d.review.bind);
@@ -376,6 +399,8 @@ mod tests {
         assert_eq!(c.decode.pdf_dpi, d.decode.pdf_dpi);
         assert_eq!(c.decode.max_side_px, d.decode.max_side_px);
         assert_eq!(c.decode.max_pages, d.decode.max_pages);
+        assert_eq!(c.decode.max_page_pixels, d.decode.max_page_pixels);
+        assert_eq!(c.decode.max_file_bytes, d.decode.max_file_bytes);
         assert_eq!(c.register.atena_no, d.register.atena_no);
         assert_eq!(c.ui.lang, d.ui.lang);
     }

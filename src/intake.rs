@@ -25,18 +25,104 @@ pub enum IntakeError {
     },
 }
 
+/// An inbox entry that is not a regular file or folder: a symbolic link, a
+/// FIFO, a device or a socket. It is reported and never read: a link could
+/// point anywhere on the server, and reading a FIFO would wait forever.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refused {
+    /// Path relative to the inbox, `/`-separated.
+    pub rel: String,
+    pub branch: String,
+    /// "symlink", "fifo", "device" or "socket".
+    pub kind: &'static str,
+}
+
+/// What an inbox holds: its scans, and the entries that are never read.
+#[derive(Debug, Default)]
+pub struct Listing {
+    pub scans: Vec<Scan>,
+    pub refused: Vec<Refused>,
+}
+
 /// Branch name of files placed directly in the inbox.
 pub const ROOT_BRANCH: &str = "main";
 
 /// Every scan under `inbox`, sorted by relative path so runs are repeatable.
 pub fn collect(inbox: &Path) -> Result<Vec<Scan>, IntakeError> {
-    let mut out = Vec::new();
+    Ok(list(inbox)?.scans)
+}
+
+/// Every scan under `inbox` and every entry that is not to be read.
+pub fn list(inbox: &Path) -> Result<Listing, IntakeError> {
+    let mut out = Listing::default();
     walk(inbox, inbox, &mut out)?;
-    out.sort_by(|a, b| a.rel.cmp(&b.rel));
+    out.scans.sort_by(|a, b| a.rel.cmp(&b.rel));
+    out.refused.sort_by(|a, b| a.rel.cmp(&b.rel));
     Ok(out)
 }
 
-fn walk(root: &Path, dir: &Path, out: &mut Vec<Scan>) -> Result<(), IntakeError> {
+/// What kind of entry that is neither a regular file nor a folder this is;
+/// `None` for a regular file or a folder.
+pub fn refused_kind(kind: std::fs::FileType) -> Option<&'static str> {
+    use std::os::unix::fs::FileTypeExt;
+    if kind.is_symlink() {
+        Some("symlink")
+    } else if kind.is_fifo() {
+        Some("fifo")
+    } else if kind.is_block_device() || kind.is_char_device() {
+        Some("device")
+    } else if kind.is_socket() {
+        Some("socket")
+    } else {
+        None
+    }
+}
+
+/// Opens a scan for reading only if it is a regular file itself: a symbolic
+/// link is not followed (`O_NOFOLLOW`), a FIFO does not block the open
+/// (`O_NONBLOCK`), and anything but a regular file is refused.
+pub fn open_regular(path: &Path) -> std::io::Result<std::fs::File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+        .open(path)
+        .map_err(|e| {
+            if e.raw_os_error() == Some(libc::ELOOP) {
+                std::io::Error::other("a symbolic link, not a file: never followed")
+            } else {
+                e
+            }
+        })?;
+    let kind = file.metadata()?.file_type();
+    match refused_kind(kind) {
+        Some(k) => Err(std::io::Error::other(format!(
+            "a {k}, not a regular file: never read"
+        ))),
+        None if kind.is_dir() => Err(std::io::Error::other("a folder, not a file")),
+        None => Ok(file),
+    }
+}
+
+/// `path`'s contents, read only if it is a regular file (see
+/// [`open_regular`]).
+pub fn read_regular(path: &Path) -> std::io::Result<Vec<u8>> {
+    use std::io::Read;
+    let mut bytes = Vec::new();
+    open_regular(path)?.read_to_end(&mut bytes)?;
+    Ok(bytes)
+}
+
+/// The sha256 of a regular file (see [`open_regular`]), read in pieces so
+/// that a file of any size costs little memory.
+pub fn sha256_file(path: &Path) -> std::io::Result<String> {
+    use sha2::{Digest, Sha256};
+    let mut hasher = Sha256::new();
+    std::io::copy(&mut open_regular(path)?, &mut hasher)?;
+    Ok(hex::encode(hasher.finalize()))
+}
+
+fn walk(root: &Path, dir: &Path, out: &mut Listing) -> Result<(), IntakeError> {
     let io = |source| IntakeError::Io {
         path: dir.to_path_buf(),
         source,
@@ -48,24 +134,33 @@ fn walk(root: &Path, dir: &Path, out: &mut Vec<Scan>) -> Result<(), IntakeError>
         if is_clutter(&name) {
             continue;
         }
+        // Not followed: a link to a folder is refused like one to a file.
         let kind = entry.file_type().map_err(io)?;
         if kind.is_dir() {
             walk(root, &path, out)?;
-        } else if kind.is_file() {
-            let rel_path = path.strip_prefix(root).unwrap_or(&path);
-            let parts: Vec<String> = rel_path
-                .components()
-                .map(|c| c.as_os_str().to_string_lossy().into_owned())
-                .collect();
-            let branch = if parts.len() > 1 {
-                parts[0].clone()
-            } else {
-                ROOT_BRANCH.to_string()
-            };
-            out.push(Scan {
+            continue;
+        }
+        let rel_path = path.strip_prefix(root).unwrap_or(&path);
+        let parts: Vec<String> = rel_path
+            .components()
+            .map(|c| c.as_os_str().to_string_lossy().into_owned())
+            .collect();
+        let branch = if parts.len() > 1 {
+            parts[0].clone()
+        } else {
+            ROOT_BRANCH.to_string()
+        };
+        if kind.is_file() {
+            out.scans.push(Scan {
                 path: path.clone(),
                 rel: parts.join("/"),
                 branch,
+            });
+        } else if let Some(kind) = refused_kind(kind) {
+            out.refused.push(Refused {
+                rel: parts.join("/"),
+                branch,
+                kind,
             });
         }
     }
@@ -161,9 +256,10 @@ mod tests {
         let pdf = b"%PDF-1.4\n1 0 obj<<>>endobj\ntrailer<<>>\n%%EOF\n";
         assert!(check("a.pdf", pdf));
         assert!(!check("b.pdf", &pdf[..20]));
-        let jpeg = [0xFF, 0xD8, 0xFF, 0xE0, 1, 2, 3, 0xFF, 0xD9];
+        // SOI, an APP0 segment of 4 bytes (its length included), EOI.
+        let jpeg = [0xFF, 0xD8, 0xFF, 0xE0, 0, 4, 1, 2, 0xFF, 0xD9];
         assert!(check("a.jpg", &jpeg));
-        assert!(!check("b.jpg", &jpeg[..7]));
+        assert!(!check("b.jpg", &jpeg[..8]));
         assert!(!check("empty.png", b""));
         assert!(!check("notes.pdf", b"meeting notes"));
     }

@@ -238,6 +238,24 @@ impl Ledger {
         Ok(Ledger { conn })
     }
 
+    /// Opens a ledger that `open` has made, without writing anything, and
+    /// waits at most `wait` for a lock: for the review page, whose GETs must
+    /// not write and which must answer "busy" rather than hang.
+    pub fn open_existing(path: &Path, wait: std::time::Duration) -> Result<Ledger, LedgerError> {
+        let err = |source| LedgerError::Open {
+            path: path.to_path_buf(),
+            source,
+        };
+        let flags = rusqlite::OpenFlags::SQLITE_OPEN_READ_WRITE
+            | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX
+            | rusqlite::OpenFlags::SQLITE_OPEN_URI;
+        let conn = Connection::open_with_flags(path, flags).map_err(err)?;
+        conn.busy_timeout(wait).map_err(err)?;
+        conn.pragma_update(None, "synchronous", "FULL")
+            .map_err(err)?;
+        Ok(Ledger { conn })
+    }
+
     pub fn meta(&self, key: &str) -> Result<Option<String>, LedgerError> {
         Ok(self
             .conn
@@ -318,6 +336,34 @@ impl Ledger {
             })
         })?;
         Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Takes back a try that failed for want of disk space, which says
+    /// nothing about the file.
+    pub fn undo_attempt(&self, id: i64) -> Result<(), LedgerError> {
+        self.conn.execute(
+            "UPDATE scans SET attempts = attempts - 1 WHERE id = ?1 AND attempts > 0",
+            [id],
+        )?;
+        Ok(())
+    }
+
+    /// The sha256 recorded for a scan when it was taken.
+    pub fn sha_of(&self, id: i64) -> Result<Option<String>, LedgerError> {
+        Ok(self
+            .conn
+            .query_row("SELECT sha256 FROM scans WHERE id = ?1", [id], |r| r.get(0))
+            .optional()?)
+    }
+
+    /// Records the sha256 of what was read, when the file changed after it
+    /// was taken (a writer still holding it).
+    pub fn set_sha(&self, id: i64, sha256: &str) -> Result<(), LedgerError> {
+        self.conn.execute(
+            "UPDATE scans SET sha256 = ?2 WHERE id = ?1",
+            params![id, sha256],
+        )?;
+        Ok(())
     }
 
     /// Counts a try at reading a scan, committed before the try, so a file

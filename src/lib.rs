@@ -15,6 +15,7 @@ pub mod i18n;
 pub mod intake;
 pub mod ledger;
 pub mod matching;
+pub mod names;
 pub mod pdfwrite;
 pub mod pipeline;
 pub mod progress;

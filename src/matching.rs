@@ -296,9 +296,25 @@ pub struct Undecodable {
 /// while CP932 text almost never happens to be valid UTF-8.
 pub fn decode_text(bytes: &[u8]) -> Result<String, Undecodable> {
     let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
-    if let Ok(s) = std::str::from_utf8(bytes) {
-        return Ok(s.to_string());
-    }
+    let utf8_error = match std::str::from_utf8(bytes) {
+        Ok(s) => return Ok(s.to_string()),
+        Err(e) => e,
+    };
+    // Neither decodes: the bad bytes are where the file's own encoding
+    // fails, and that is the encoding that got further. (A UTF-8 file with
+    // one stray byte fails as CP932 at its first Japanese name.)
+    let at_utf8 = |start: usize| {
+        let len = utf8_error.error_len().unwrap_or(bytes.len() - start);
+        Undecodable {
+            line: 1 + bytes[..start].iter().filter(|&&b| b == b'\n').count(),
+            offset: start,
+            bytes: bytes[start..start + len]
+                .iter()
+                .map(|b| format!("{b:02X}"))
+                .collect::<Vec<_>>()
+                .join(" "),
+        }
+    };
     let mut decoder = encoding_rs::SHIFT_JIS.new_decoder_without_bom_handling();
     let mut text = String::with_capacity(bytes.len() * 3 / 2 + 16);
     let mut read = 0;
@@ -316,6 +332,9 @@ pub fn decode_text(bytes: &[u8]) -> Result<String, Undecodable> {
                 // the decoder looked at beyond them.
                 let end = read - after as usize;
                 let start = end - bad as usize;
+                if utf8_error.valid_up_to() > start {
+                    return Err(at_utf8(utf8_error.valid_up_to()));
+                }
                 return Err(Undecodable {
                     line: 1 + bytes[..start].iter().filter(|&&b| b == b'\n').count(),
                     offset: start,
@@ -751,6 +770,22 @@ mod tests {
         assert_eq!(r.people[0].name, "佐藤花子");
         assert_eq!(r.people[3].birth_date, date("1990-02-02"));
         assert!(decode_text(&[0x82, 0xA0, 0xFF, 0xFF]).is_err());
+    }
+
+    /// Issue 15, item 15: a UTF-8 register with one stray byte was
+    /// reported at its first Japanese name (where CP932 decoding fails).
+    #[test]
+    fn an_undecodable_register_names_the_line_of_the_bad_byte() {
+        let mut bytes = REG.as_bytes().to_vec();
+        let lines = REG.lines().count();
+        bytes.extend_from_slice(b"9999,\xFF\xFE,1990-01-01\n");
+        let e = decode_text(&bytes).unwrap_err();
+        assert_eq!(e.line, lines + 1, "{e:?}");
+        assert_eq!(e.bytes, "FF");
+        // A CP932 file with a bad byte is still reported where CP932 fails.
+        let mut sjis = encoding_rs::SHIFT_JIS.encode(REG).0.into_owned();
+        sjis.extend_from_slice(b"9999,\x82\xFF,1990-01-01\n");
+        assert_eq!(decode_text(&sjis).unwrap_err().line, lines + 1);
     }
 
     #[test]

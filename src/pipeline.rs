@@ -92,6 +92,9 @@ impl<'r> Engine<'r> {
     ) -> Result<Self, RunError> {
         let templates = template::load_dir(&config.forms_dir)?;
         let register = Register::load(register_path, &config.register)?;
+        if register.people.is_empty() {
+            tracing::warn!("the register has no rows: every page will go to staff");
+        }
         let pdf = PdfRenderer::start(&decode::pdfium_library_path());
         if let Err(e) = pdf.available() {
             tracing::warn!("PDF scans will be quarantined: {e}");
@@ -105,6 +108,15 @@ impl<'r> Engine<'r> {
             printed: crate::digits::printed::PrintedReader,
             lang: config.ui.lang,
         })
+    }
+
+    /// Rows of the register in use.
+    pub fn register_rows(&self) -> usize {
+        self.register
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .people
+            .len()
     }
 
     /// Swaps in a newer register (IT replaces the export weekly).
@@ -152,7 +164,11 @@ pub fn run(opts: &RunOptions, reader: &dyn DigitReader) -> Result<RunSummary, Ru
     let started = Instant::now();
     let started_at = chrono::Local::now();
     let engine = Engine::new(&opts.config, &opts.register, reader)?;
-    let scans = intake::collect(&opts.inbox)?;
+    let listing = intake::list(&opts.inbox)?;
+    for r in &listing.refused {
+        tracing::warn!(file = %r.rel, kind = r.kind, "not a regular file: never read");
+    }
+    let scans = listing.scans;
 
     let progress =
         crate::progress::Progress::files(scans.len(), opts.config.ui.lang, "progress-run");
@@ -214,33 +230,71 @@ fn process_file(
     register: &Register,
     readers: &Readers<'_>,
 ) -> (String, FileOutcome) {
-    let (sha, pages) = read_and_decode(&scan.path, limits, pdf);
-    let pages = match pages {
-        Ok(p) => p,
-        Err(reason) => return (sha, FileOutcome::Quarantine { reason }),
+    let (bytes, sha) = match read_scan(&scan.path, limits) {
+        Ok(b) => b,
+        Err(reason) => return (String::new(), FileOutcome::Quarantine { reason }),
     };
-    let records = pages
-        .into_iter()
-        .map(|p| process_page(scan, &sha, p.page, &p.image, templates, register, readers))
-        .collect();
+    let mut records = Vec::new();
+    let mut faults = Vec::new();
+    let decoded = decode::decode_each(&bytes, limits, pdf, &mut |page| match page {
+        Ok(p) => records.push(process_page(
+            scan, &sha, p.page, &p.image, templates, register, readers,
+        )),
+        Err(fault) => faults.push(fault),
+    });
+    drop(bytes);
+    if let Err(e) = decoded {
+        let reason = format!("{}: {e}", e.code());
+        return (sha, FileOutcome::Quarantine { reason });
+    }
+    // Not one page could be decoded: the file as a whole is bad.
+    if records.is_empty() {
+        if let Some(f) = faults.first() {
+            let reason = format!("{}: {}", f.error.code(), f.error);
+            return (sha, FileOutcome::Quarantine { reason });
+        }
+    }
+    records.extend(faults.into_iter().map(|f| undecodable_page(scan, &sha, f)));
+    records.sort_by_key(|r| r.page);
     (sha, FileOutcome::Pages(records))
 }
 
-/// A file's sha256 (empty when it cannot be read) and its pages, or the
-/// reason it goes to quarantine. The bytes are dropped before any page is
-/// processed, so memory holds pages, not files.
-fn read_and_decode(
-    path: &Path,
-    limits: &DecodeLimits,
-    pdf: &PdfRenderer,
-) -> (String, Result<Vec<decode::DecodedPage>, String>) {
-    let bytes = match std::fs::read(path) {
-        Ok(b) => b,
-        Err(e) => return (String::new(), Err(format!("unreadable_file: {e}"))),
-    };
+/// A page the file declares but that could not be decoded goes to staff,
+/// who can look at the file; it is never dropped.
+fn undecodable_page(scan: &Scan, sha: &str, fault: decode::PageFault) -> PageRecord {
+    let mut record = PageRecord::new(&scan.rel, fault.page, &scan.branch, sha);
+    record.status = PageStatus::Unreadable;
+    record.reasons.push(UNDECODABLE_PAGE.to_string());
+    record.detail = Some(format!("{}: {}", fault.error.code(), fault.error));
+    record
+}
+
+/// Reason code of a page that could not be decoded.
+pub const UNDECODABLE_PAGE: &str = "undecodable_page";
+
+/// A file's bytes and sha256, or the reason it goes to quarantine. The size
+/// is checked before anything is read, so an oversized file costs nothing.
+fn read_scan(path: &Path, limits: &DecodeLimits) -> Result<(Vec<u8>, String), String> {
+    use std::io::Read;
+    let unreadable = |e: std::io::Error| format!("unreadable_file: {e}");
+    let mut file = intake::open_regular(path).map_err(unreadable)?;
+    let len = file.metadata().map_err(unreadable)?.len();
+    if len > limits.max_file_bytes {
+        let e = decode::DecodeError::FileTooLarge {
+            bytes: len,
+            limit: limits.max_file_bytes,
+        };
+        return Err(format!("{}: {e}", e.code()));
+    }
+    // Read one byte past the limit: a file that grows after the size check
+    // is still refused rather than read whole.
+    let mut bytes = Vec::with_capacity(len as usize);
+    file.by_ref()
+        .take(limits.max_file_bytes + 1)
+        .read_to_end(&mut bytes)
+        .map_err(unreadable)?;
     let sha = hex::encode(Sha256::digest(&bytes));
-    let pages = decode::decode(&bytes, limits, pdf).map_err(|e| format!("{}: {e}", e.code()));
-    (sha, pages)
+    Ok((bytes, sha))
 }
 
 /// One page through register → read → validate → matching.
@@ -256,15 +310,10 @@ fn process_page(
     let mut record = PageRecord::new(&scan.rel, page_no, &scan.branch, sha);
     let page = match register::register(image, templates) {
         Ok(p) => p,
-        // A duplex scanner's empty back side: nothing to read, nothing for
-        // staff; the record keeps the reason.
-        Err(register::RegisterError::Blank) => {
-            record.status = PageStatus::Skipped;
-            record
-                .reasons
-                .push(register::RegisterError::Blank.code().to_string());
-            return record;
-        }
+        // A blank page too goes to staff: an empty back side looks the same
+        // as a page whose image failed to decode, or an all-black one, and
+        // only a person can tell them apart. Only a known side that is not
+        // read is skipped.
         Err(e) => {
             record.status = PageStatus::Unreadable;
             record.reasons.push(e.code().to_string());
@@ -477,14 +526,24 @@ pub fn export_cells(
     for path in files {
         done.files += 1;
         let shown = path.display();
-        let (sha, pages) = read_and_decode(path, &limits, &pdf);
-        let pages = match pages {
-            Ok(p) => p,
+        let (bytes, sha) = match read_scan(path, &limits) {
+            Ok(b) => b,
             Err(why) => {
                 done.skipped.push(format!("{shown}: {why}"));
                 continue;
             }
         };
+        let mut pages = Vec::new();
+        let decoded = decode::decode_each(&bytes, &limits, &pdf, &mut |p| match p {
+            Ok(p) => pages.push(p),
+            Err(f) => done
+                .skipped
+                .push(format!("{shown} page {}: {}", f.page, f.error.code())),
+        });
+        if let Err(e) = decoded {
+            done.skipped.push(format!("{shown}: {}: {e}", e.code()));
+            continue;
+        }
         for p in pages {
             let page = match register::register(&p.image, &templates) {
                 Ok(page) if page.side.read => page,

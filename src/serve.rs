@@ -42,6 +42,8 @@ pub enum ServeError {
 pub struct ReviewServer {
     server: Server,
     pub url: String,
+    bind: String,
+    port: u16,
     token: String,
     csrf: String,
     config: Config,
@@ -52,6 +54,43 @@ pub struct ReviewServer {
     lang: Lang,
     labels: Labels,
 }
+
+/// How long a request waits for a ledger another process has locked.
+const LEDGER_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Largest request body read, in bytes; a form post is far smaller.
+const MAX_BODY: u64 = 1 << 20;
+
+/// Whether the request announces a body that may arrive slowly: tiny_http
+/// reads a body of up to 1,024 bytes before handing the request over, and
+/// a larger or chunked one only when it is read (or the request dropped).
+fn declares_body(req: &Request) -> bool {
+    req.body_length().is_none_or(|n| n > 1024)
+        && (req.body_length().is_some() || header_value(req, "Transfer-Encoding").is_some())
+}
+
+/// Reads a request's body, or answers the request itself when the body is
+/// too large or was not sent within `BODY_WAIT` (the client is gone).
+fn read_body(mut req: Request) -> Option<(Request, String)> {
+    let started = std::time::Instant::now();
+    let mut body = Vec::new();
+    let read = req.as_reader().take(MAX_BODY + 1).read_to_end(&mut body);
+    let refuse = |req: Request, code: u16, why: &str| {
+        tracing::warn!(code, "review request refused: {why}");
+        let _ = req.respond(Response::from_string(why).with_status_code(code));
+        None
+    };
+    if body.len() as u64 > MAX_BODY {
+        return refuse(req, 413, "request body too large");
+    }
+    if read.is_err() || started.elapsed() > BODY_WAIT {
+        return refuse(req, 408, "the request body came too slowly");
+    }
+    Some((req, String::from_utf8_lossy(&body).into_owned()))
+}
+
+/// A body that takes longer than this is refused once it has arrived.
+const BODY_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
 
 const SCRIPT: &str = include_str!("serve.js");
 const STYLE: &str = include_str!("serve.css");
@@ -164,12 +203,16 @@ impl ReviewServer {
         let labels = Labels::from_templates(&templates);
         let lang = config.ui.lang;
         let register = Register::load(&config.watch.register, &config.register)?;
+        // Made (schema, owner-only) once here, so that requests only read it.
+        Ledger::open(&config.watch.state)?;
         let register_stamp = std::fs::metadata(&config.watch.register)
             .and_then(|m| m.modified())
             .ok();
         Ok(ReviewServer {
             server,
             url,
+            bind: opts.bind.clone(),
+            port,
             token,
             csrf: random_hex(16),
             config,
@@ -182,36 +225,84 @@ impl ReviewServer {
         })
     }
 
-    /// Serves until the process is stopped.
+    /// Serves until the process is stopped. A request with a body has it
+    /// read on a thread of its own, so a client that announces a body and
+    /// never sends it holds only that thread, not the page for everyone.
     pub fn run(mut self) -> Result<(), ServeError> {
+        let (bodies_tx, bodies_rx) = std::sync::mpsc::channel::<(Request, String)>();
         loop {
-            let req = match self.server.recv() {
-                Ok(r) => r,
+            while let Ok((req, body)) = bodies_rx.try_recv() {
+                self.handle(req, &body)?;
+            }
+            let req = match self
+                .server
+                .recv_timeout(std::time::Duration::from_millis(20))
+            {
+                Ok(Some(r)) => r,
+                Ok(None) => continue,
                 Err(e) => {
                     tracing::warn!("review server: {e}");
                     continue;
                 }
             };
-            self.handle(req)?;
+            if !declares_body(&req) {
+                // Any body is already in memory: reading it cannot wait.
+                if let Some((req, body)) = read_body(req) {
+                    self.handle(req, &body)?;
+                }
+                continue;
+            }
+            let tx = bodies_tx.clone();
+            let spawned = std::thread::Builder::new()
+                .name("review-body".into())
+                .spawn(move || {
+                    if let Some((req, body)) = read_body(req) {
+                        let _ = tx.send((req, body));
+                    }
+                });
+            if let Err(e) = spawned {
+                tracing::warn!("review server: cannot start a thread: {e}");
+            }
         }
     }
 
-    /// Serves one request; used by `run` and by tests.
+    /// Serves one request; used by tests.
     pub fn handle_next(&mut self) -> Result<(), ServeError> {
         if let Ok(req) = self.server.recv() {
-            self.handle(req)?;
+            if let Some((req, body)) = read_body(req) {
+                self.handle(req, &body)?;
+            }
         }
         Ok(())
     }
 
-    fn handle(&mut self, mut req: Request) -> Result<(), ServeError> {
+    /// Whether the Host header names this server: a page reached under
+    /// another name (DNS rebinding: attacker.example resolving to 127.0.0.1)
+    /// is refused, even with the cookie.
+    fn host_ok(&self, req: &Request) -> bool {
+        let Some(host) = header_value(req, "Host") else {
+            return false;
+        };
+        let port = self.port;
+        [
+            format!("127.0.0.1:{port}"),
+            format!("localhost:{port}"),
+            format!("{}:{port}", self.bind),
+        ]
+        .iter()
+        .any(|h| h.eq_ignore_ascii_case(&host))
+    }
+
+    fn handle(&mut self, req: Request, body: &str) -> Result<(), ServeError> {
         let url = req.url().to_string();
         let (path, query) = url.split_once('?').unwrap_or((&url, ""));
         let query = parse_form(query);
         let mut set_cookie = None;
         let by_query = query.get("t").is_some_and(|t| same(t, &self.token));
         let by_cookie = cookie(&req, "todoke_t").is_some_and(|t| same(&t, &self.token));
-        let reply = if path == "/app.js" {
+        let reply = if !self.host_ok(&req) {
+            Reply::Refused(421, "refused-host")
+        } else if path == "/app.js" {
             Reply::Asset(SCRIPT, "text/javascript; charset=utf-8")
         } else if path == "/app.css" {
             Reply::Asset(STYLE, "text/css; charset=utf-8")
@@ -228,37 +319,39 @@ impl ReviewServer {
                 .reviewer
                 .clone()
                 .or_else(|| cookie(&req, "todoke_reviewer").filter(|r| !r.trim().is_empty()));
-            match *req.method() {
-                Method::Get => self.get(path, &query, reviewer.as_deref())?,
+            let answer = match *req.method() {
+                Method::Get => self.get(path, &query, reviewer.as_deref()),
                 Method::Post => {
-                    let mut body = String::new();
-                    let _ = req.as_reader().take(1 << 20).read_to_string(&mut body);
-                    let form = parse_form(&body);
+                    let form = parse_form(body);
                     let origin_ok = header_value(&req, "Origin").is_none_or(|o| {
                         header_value(&req, "Host").is_some_and(|h| o == format!("http://{h}"))
                     });
                     if !origin_ok || !form.get("csrf").is_some_and(|c| same(c, &self.csrf)) {
-                        Reply::Refused(403, "refused-csrf")
+                        Ok(Reply::Refused(403, "refused-csrf"))
                     } else if path == "/login" {
                         let name = form.get("name").map(|n| n.trim()).unwrap_or("");
-                        if name.is_empty() {
-                            Reply::Redirect("/".into())
-                        } else {
+                        if !name.is_empty() {
                             set_cookie = Some(format!(
                                 "todoke_reviewer={}; HttpOnly; SameSite=Strict; Path=/",
                                 encode_component(name)
                             ));
-                            Reply::Redirect("/".into())
                         }
+                        Ok(Reply::Redirect("/".into()))
                     } else {
                         match reviewer {
-                            Some(r) => self.post(path, &form, &r)?,
-                            None => Reply::Refused(403, "refused-name"),
+                            Some(r) => self.post(path, &form, &r),
+                            None => Ok(Reply::Refused(403, "refused-name")),
                         }
                     }
                 }
-                _ => Reply::Refused(405, "refused-method"),
-            }
+                _ => Ok(Reply::Refused(405, "refused-method")),
+            };
+            // A ledger that is locked or unreadable for a moment is an
+            // answer to this request, not the end of the page.
+            answer.unwrap_or_else(|e| {
+                tracing::warn!(path, "review request not served: {e}");
+                Reply::Refused(503, "refused-busy")
+            })
         };
         let csp = "default-src 'none'; img-src data:; style-src 'self'; script-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
         let common = |r: Response<std::io::Cursor<Vec<u8>>>| {
@@ -295,8 +388,13 @@ impl ReviewServer {
         Ok(())
     }
 
+    /// The ledger as made at start, opened without writing; a lock held
+    /// longer than a few seconds makes this request a 503.
     fn ledger(&self) -> Result<Ledger, ServeError> {
-        Ok(Ledger::open(&self.config.watch.state)?)
+        Ok(Ledger::open_existing(
+            &self.config.watch.state,
+            LEDGER_WAIT,
+        )?)
     }
 
     fn get(

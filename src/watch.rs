@@ -255,6 +255,10 @@ pub struct Daemon<'r> {
     incomplete: std::collections::HashMap<PathBuf, (u64, SystemTime)>,
     register_stamp: Option<SystemTime>,
     healthy: BTreeMap<String, bool>,
+    /// Links, FIFOs and devices found in an inbox, reported once each.
+    refused: std::collections::HashSet<PathBuf>,
+    /// Work is paused for a full disk until then (and while it stays full).
+    paused_until: Option<Instant>,
 }
 
 impl<'r> Daemon<'r> {
@@ -274,6 +278,8 @@ impl<'r> Daemon<'r> {
             incomplete: Default::default(),
             register_stamp,
             healthy: BTreeMap::new(),
+            refused: Default::default(),
+            paused_until: None,
         })
     }
 
@@ -288,7 +294,8 @@ impl<'r> Daemon<'r> {
             })? {
                 if !self.ledger.knows_work_path(&scan.rel)? {
                     tracing::warn!(file = %scan.rel, "taken before a stop but not recorded; recording it now");
-                    self.record_taken(&scan.path, &scan.rel, &scan.branch, None)?;
+                    let source = source_of(&scan.rel);
+                    self.record_taken(&scan.path, &scan.rel, &source, &scan.branch, None)?;
                 }
             }
         }
@@ -334,13 +341,22 @@ impl<'r> Daemon<'r> {
                     while let Ok(ev) = rx.try_recv() {
                         self.handle(ev, &mut in_flight)?;
                     }
-                    self.take_quiet_files()?;
-                    self.dispatch(&job_tx, &mut in_flight, QUEUE_DEPTH)?;
-                    if let Some(s) = self.schedule {
-                        let start = parse_local(&self.ledger.period_start()?);
-                        let now = chrono::Local::now().naive_local();
-                        if s.due(start, now) {
-                            close_batch(&mut self.ledger, &self.engine, &self.config)?;
+                    if !self.paused() {
+                        let step = (|| -> Result<(), WatchError> {
+                            self.take_quiet_files()?;
+                            self.dispatch(&job_tx, &mut in_flight, QUEUE_DEPTH)?;
+                            if let Some(s) = self.schedule {
+                                let start = parse_local(&self.ledger.period_start()?);
+                                let now = chrono::Local::now().naive_local();
+                                if s.due(start, now) {
+                                    close_batch(&mut self.ledger, &self.engine, &self.config)?;
+                                }
+                            }
+                            Ok(())
+                        })();
+                        match step {
+                            Err(e) if is_disk_full(&e) => self.pause_for_disk(&e.to_string()),
+                            r => r?,
                         }
                     }
                     if last_beat.elapsed() >= Duration::from_secs(30) {
@@ -382,10 +398,46 @@ impl<'r> Daemon<'r> {
             Event::Path(path) => self.notice(&path),
             Event::Read { id, result } => {
                 in_flight.ids.remove(&id);
-                result?;
+                match result {
+                    Err(e) if is_disk_full(&e) => {
+                        // The scan stays `received` and is read again once
+                        // there is room; this try does not count.
+                        let _ = self.ledger.undo_attempt(id);
+                        self.pause_for_disk(&e.to_string());
+                    }
+                    r => r?,
+                }
             }
         }
         Ok(())
+    }
+
+    /// Stops taking, reading and closing until there is room again.
+    fn pause_for_disk(&mut self, why: &str) {
+        if self.paused_until.is_none() {
+            tracing::error!("UNHEALTHY: disk full, work paused until there is room: {why}");
+        }
+        self.paused_until = Some(Instant::now() + Duration::from_secs(10));
+    }
+
+    /// Whether work is paused for a full disk; checks again once the pause
+    /// is over, and resumes by itself.
+    fn paused(&mut self) -> bool {
+        if self.paused_until.is_some_and(|t| Instant::now() < t) {
+            return true;
+        }
+        match disk_full(&self.config) {
+            Some(why) => {
+                self.pause_for_disk(&why);
+                true
+            }
+            None => {
+                if self.paused_until.take().is_some() {
+                    tracing::info!("disk has room again; work resumes");
+                }
+                false
+            }
+        }
     }
 
     /// Queues pending scans for the readers, at most `depth` in flight. A
@@ -476,16 +528,28 @@ impl<'r> Daemon<'r> {
     }
 
     fn rescan(&mut self) {
-        if let Ok(scans) = intake::collect(&self.config.watch.inbox) {
-            for s in scans {
+        if let Ok(listing) = intake::list(&self.config.watch.inbox) {
+            for s in listing.scans {
                 self.notice(&s.path);
+            }
+            for r in listing.refused {
+                self.notice(&self.config.watch.inbox.join(&r.rel));
             }
         }
     }
 
     fn notice(&mut self, path: &Path) {
-        if let Ok(m) = std::fs::metadata(path) {
-            if m.is_file() {
+        // Never followed: a link, FIFO or device is reported once and left.
+        if let Ok(m) = std::fs::symlink_metadata(path) {
+            if let Some(kind) = intake::refused_kind(m.file_type()) {
+                if self.refused.insert(path.to_path_buf()) {
+                    let file = path
+                        .strip_prefix(&self.config.watch.inbox)
+                        .unwrap_or(path)
+                        .display();
+                    tracing::warn!(%file, kind, "not a regular file: never read (todoke status lists it)");
+                }
+            } else if m.is_file() {
                 let mtime = m.modified().unwrap_or(SystemTime::UNIX_EPOCH);
                 let quiet = Duration::from_secs_f64(self.config.watch.quiet_secs);
                 self.quiet
@@ -504,9 +568,13 @@ impl<'r> Daemon<'r> {
         let mut tracked = self.quiet.tracked();
         tracked.sort();
         for path in tracked {
-            let Ok(m) = std::fs::metadata(&path) else {
+            let Ok(m) = std::fs::symlink_metadata(&path) else {
                 continue;
             };
+            if !m.is_file() {
+                self.quiet.forget(&path);
+                continue;
+            }
             let mtime = m.modified().unwrap_or(SystemTime::UNIX_EPOCH);
             if !self
                 .quiet
@@ -532,7 +600,10 @@ impl<'r> Daemon<'r> {
                 .quiet
                 .observe(&path, m.len(), mtime, Instant::now(), quiet * 12);
             let mut sha = None;
-            if !stale {
+            // A file over the size limit is quarantined unread: it is not
+            // read whole to look for its end either.
+            let too_big = m.len() > self.config.decode.max_file_bytes;
+            if !stale && !too_big {
                 // A file already found incomplete as it is now is not read
                 // again every tick (on a share that is real traffic).
                 if self.incomplete.get(&path) == Some(&(m.len(), mtime)) {
@@ -541,11 +612,11 @@ impl<'r> Daemon<'r> {
                 // Judge the very bytes the quiet check saw: a write landing
                 // between the stat and the read must not make a half file
                 // look complete.
-                let Ok(bytes) = std::fs::read(&path) else {
+                let Ok(bytes) = intake::read_regular(&path) else {
                     continue;
                 };
                 let unchanged = bytes.len() as u64 == m.len()
-                    && std::fs::metadata(&path).is_ok_and(|now| {
+                    && std::fs::symlink_metadata(&path).is_ok_and(|now| {
                         now.len() == m.len() && now.modified().ok() == m.modified().ok()
                     });
                 if !unchanged {
@@ -570,6 +641,9 @@ impl<'r> Daemon<'r> {
     /// two is found by `recover`.
     fn take(&mut self, scan: &Scan, sha: Option<String>) -> Result<(), WatchError> {
         let name = scan.rel.rsplit('/').next().unwrap_or(&scan.rel);
+        // The stamp makes a long name longer than the file system takes;
+        // the name as dropped is kept in the ledger.
+        let name = crate::names::fit(name, crate::names::NAME_MAX - 32);
         let stamp = chrono::Local::now().format("%Y%m%dT%H%M%S%.3f");
         let dir = self.config.watch.work.join(&scan.branch);
         std::fs::create_dir_all(&dir).map_err(io(&dir))?;
@@ -583,22 +657,22 @@ impl<'r> Daemon<'r> {
         // A copy may hold bytes written after the check: hash what landed.
         let renamed = move_file(&scan.path, &target)?;
         let sha = sha.filter(|_| renamed);
-        self.record_taken(&target, &rel, &scan.branch, sha)
+        self.record_taken(&target, &rel, &scan.rel, &scan.branch, sha)
     }
 
     fn record_taken(
         &mut self,
         path: &Path,
         rel: &str,
+        source: &str,
         branch: &str,
         sha: Option<String>,
     ) -> Result<(), WatchError> {
         let sha = match sha {
             Some(sha) => sha,
-            None => hex::encode(Sha256::digest(std::fs::read(path).map_err(io(path))?)),
+            None => intake::sha256_file(path).map_err(io(path))?,
         };
-        let source = source_of(rel);
-        match self.ledger.receive(&sha, branch, &source, rel)? {
+        match self.ledger.receive(&sha, branch, source, rel)? {
             Received::New(_) => tracing::info!(file = %source, "taken"),
             Received::Duplicate { first_source, .. } => {
                 tracing::warn!(file = %source, first = %first_source, "same file received twice; quarantined")
@@ -614,7 +688,25 @@ impl<'r> Daemon<'r> {
             return;
         }
         match Register::load(&self.config.watch.register, &self.config.register) {
+            Ok(r)
+                if shrunk_too_much(
+                    self.engine.register_rows(),
+                    r.people.len(),
+                    self.config.watch.register_max_shrink,
+                ) =>
+            {
+                self.register_stamp = stamp;
+                tracing::error!(
+                    rows = r.people.len(),
+                    in_use = self.engine.register_rows(),
+                    "register not reloaded: the new export has far fewer rows than the one in use \
+                     (cut off?); the previous one stays in use ([watch] register_max_shrink)"
+                );
+            }
             Ok(r) => {
+                if r.people.is_empty() {
+                    tracing::warn!("the register has no rows: every page will go to staff");
+                }
                 self.engine.set_register(r);
                 self.register_stamp = stamp;
                 tracing::info!("register reloaded");
@@ -626,6 +718,12 @@ impl<'r> Daemon<'r> {
             }
         }
     }
+}
+
+/// Whether a register of `new` rows replacing one of `old` rows lost more
+/// than `max_share` of them.
+fn shrunk_too_much(old: usize, new: usize, max_share: f64) -> bool {
+    (new as f64) < old as f64 * (1.0 - max_share.clamp(0.0, 1.0))
 }
 
 /// Something for the daemon's thread: a path an event named, or a reader
@@ -743,7 +841,23 @@ fn read_with(
             rel: p.source.clone(),
             branch: p.branch.clone(),
         };
-        engine.process(&scan).1
+        // A writer that still holds the file when it is taken writes on
+        // into the renamed file: what was read must be what is there after
+        // the read, or it is read again.
+        let mut tries = 0;
+        loop {
+            let (sha, outcome) = engine.process(&scan);
+            let now = intake::sha256_file(&scan.path).unwrap_or_default();
+            tries += 1;
+            if sha.is_empty() || now == sha || tries >= 3 {
+                if !sha.is_empty() && ledger.sha_of(p.id)?.is_some_and(|taken| taken != sha) {
+                    tracing::warn!(file = %p.source, "changed after it was taken; read as it is now");
+                    ledger.set_sha(p.id, &sha)?;
+                }
+                break outcome;
+            }
+            tracing::warn!(file = %p.source, "changed while it was read; reading it again");
+        }
     };
     match outcome {
         FileOutcome::Pages(pages) => {
@@ -758,6 +872,52 @@ fn read_with(
         }
     }
     Ok(())
+}
+
+/// Free space below which the daemon pauses rather than half-write a
+/// quarantine copy, a batch or the ledger.
+const MIN_FREE_BYTES: u64 = 64 * 1024 * 1024;
+
+/// Bytes free to this user on the file system holding `path`.
+fn free_bytes(path: &Path) -> Option<u64> {
+    let c = std::ffi::CString::new(path.as_os_str().as_encoded_bytes()).ok()?;
+    let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
+    (unsafe { libc::statvfs(c.as_ptr(), &mut st) } == 0)
+        .then(|| st.f_bavail as u64 * st.f_frsize as u64)
+}
+
+/// The folders the daemon writes into, when one of them is (nearly) full.
+fn disk_full(config: &Config) -> Option<String> {
+    short_of_room(config).map(|(mb, dir)| format!("disk full ({mb} MB free on {})", dir.display()))
+}
+
+/// The first working folder whose disk has less than `MIN_FREE_BYTES` free:
+/// (MB free, folder).
+fn short_of_room(config: &Config) -> Option<(u64, PathBuf)> {
+    [&config.watch.out, &config.watch.work, &config.watch.state]
+        .into_iter()
+        .find_map(|p| {
+            let dir = if p.is_dir() { p.as_path() } else { p.parent()? };
+            let free = free_bytes(dir)?;
+            (free < MIN_FREE_BYTES).then(|| (free >> 20, dir.to_path_buf()))
+        })
+}
+
+/// Whether an error is the disk (or the user's quota) being full: work
+/// pauses and resumes by itself instead of the daemon stopping.
+fn is_disk_full(e: &WatchError) -> bool {
+    let io_full =
+        |e: &std::io::Error| matches!(e.raw_os_error(), Some(libc::ENOSPC) | Some(libc::EDQUOT));
+    let sql_full =
+        |e: &rusqlite::Error| e.sqlite_error_code() == Some(rusqlite::ErrorCode::DiskFull);
+    match e {
+        WatchError::Io { source, .. } => io_full(source),
+        WatchError::Emit(emit::EmitError::Io { source, .. }) => io_full(source),
+        WatchError::Ledger(LedgerError::Sql(s) | LedgerError::Open { source: s, .. }) => {
+            sql_full(s)
+        }
+        _ => false,
+    }
 }
 
 fn modified(path: &Path) -> Option<SystemTime> {
@@ -811,14 +971,18 @@ fn move_file(from: &Path, to: &Path) -> Result<bool, WatchError> {
     let renamed = match std::fs::rename(from, to) {
         Ok(()) => true,
         Err(e) if e.raw_os_error() == Some(libc::EXDEV) => {
-            let bytes = std::fs::read(from).map_err(io(from))?;
-            {
-                use std::io::Write;
-                let mut f = std::fs::File::create(to).map_err(io(to))?;
-                f.write_all(&bytes).map_err(io(to))?;
-                f.sync_all().map_err(io(to))?;
+            let before = intake::sha256_file(from).map_err(io(from))?;
+            let copied = (|| {
+                let mut f = std::fs::File::create(to)?;
+                std::io::copy(&mut intake::open_regular(from)?, &mut f)?;
+                f.sync_all()
+            })();
+            // A half copy (the disk filled up) must not stay behind.
+            if let Err(e) = copied {
+                let _ = std::fs::remove_file(to);
+                return Err(io(to)(e));
             }
-            if std::fs::read(to).map_err(io(to))? != bytes {
+            if intake::sha256_file(to).map_err(io(to))? != before {
                 let _ = std::fs::remove_file(to);
                 return Err(WatchError::CopyMismatch {
                     path: from.to_path_buf(),
@@ -884,19 +1048,82 @@ pub fn status_text(config: &Config, lang: Lang) -> Result<String, WatchError> {
         let _ = writeln!(out, "  {:<12} {v}", word("st-state-", k));
     }
     let _ = writeln!(out, "{}", t(lang, "st-branches"));
-    for b in &config.watch.branches {
+    // Files dropped in the inbox root belong to the branch `main`.
+    let root = intake::list(&config.watch.inbox).unwrap_or_default();
+    let in_root = |v: &[intake::Scan]| v.iter().any(|s| s.branch == intake::ROOT_BRANCH);
+    let mut branches: Vec<&str> = config.watch.branches.iter().map(String::as_str).collect();
+    if !branches.contains(&intake::ROOT_BRANCH)
+        && (in_root(&root.scans)
+            || root.refused.iter().any(|r| r.branch == intake::ROOT_BRANCH)
+            || s.received_by_branch.contains_key(intake::ROOT_BRANCH)
+            || s.open_by_branch.contains_key(intake::ROOT_BRANCH))
+    {
+        branches.push(intake::ROOT_BRANCH);
+    }
+    for b in branches {
         let dir = config.watch.inbox.join(b);
-        let waiting = match inbox_trouble(&dir, config.watch.mounted) {
-            Some(why) if why.starts_with("share not mounted") => t(lang, "st-unhealthy-mount"),
-            Some(_) => t(lang, "st-unhealthy-missing"),
-            None => intake::collect(&dir)
-                .map_or_else(|_| t(lang, "st-unhealthy-missing"), |v| v.len().to_string()),
+        let listing = if b == intake::ROOT_BRANCH && !dir.is_dir() {
+            let mine = |branch: &str| branch == intake::ROOT_BRANCH;
+            Ok(intake::Listing {
+                scans: root
+                    .scans
+                    .iter()
+                    .filter(|s| mine(&s.branch))
+                    .cloned()
+                    .collect(),
+                refused: root
+                    .refused
+                    .iter()
+                    .filter(|r| mine(&r.branch))
+                    .cloned()
+                    .collect(),
+            })
+        } else {
+            match inbox_trouble(&dir, config.watch.mounted) {
+                Some(why) if why.starts_with("share not mounted") => {
+                    Err(t(lang, "st-unhealthy-mount"))
+                }
+                Some(_) => Err(t(lang, "st-unhealthy-missing")),
+                None => intake::list(&dir).map_err(|_| t(lang, "st-unhealthy-missing")),
+            }
+        };
+        let waiting = match listing {
+            Err(why) => why,
+            Ok(l) if !l.refused.is_empty() => ta(
+                lang,
+                "st-unhealthy-refused",
+                &[
+                    ("waiting", l.scans.len().into()),
+                    ("count", l.refused.len().into()),
+                    (
+                        "files",
+                        l.refused
+                            .iter()
+                            .map(|r| format!("{} {}", r.kind, r.rel))
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                            .into(),
+                    ),
+                ],
+            ),
+            Ok(l) => l.scans.len().to_string(),
         };
         let _ = writeln!(
             out,
             "  {b:<12} {waiting} / {} / {}",
             s.received_by_branch.get(b).unwrap_or(&0),
             s.open_by_branch.get(b).unwrap_or(&0)
+        );
+    }
+    if let Some((mb, dir)) = short_of_room(config) {
+        let _ = writeln!(
+            out,
+            "{}",
+            ta(
+                lang,
+                "st-unhealthy-disk",
+                &[("mb", mb.into()), ("dir", dir.display().to_string().into())]
+            )
         );
     }
     match &s.last_batch {
@@ -1036,6 +1263,48 @@ mod tests {
             "{shown}"
         );
         assert!(shown.contains("sakura       UNHEALTHY: inbox missing or unreadable"));
+    }
+
+    /// Issue 15, item 10: a full disk used to stop the daemon (and again at
+    /// every start); it is now told apart from other errors, which pauses
+    /// work instead, and the free space is measured for `todoke status`.
+    #[test]
+    fn a_full_disk_is_told_apart_and_measured() {
+        let full = std::io::Error::from_raw_os_error(libc::ENOSPC);
+        assert!(is_disk_full(&WatchError::Emit(emit::EmitError::Io {
+            path: "/out/quarantine/x".into(),
+            source: full,
+        })));
+        assert!(is_disk_full(&io(Path::new("/work/x"))(
+            std::io::Error::from_raw_os_error(libc::EDQUOT)
+        )));
+        assert!(!is_disk_full(&io(Path::new("/work/x"))(
+            std::io::Error::from_raw_os_error(libc::EACCES)
+        )));
+        let sql = rusqlite::Error::SqliteFailure(
+            rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_FULL),
+            None,
+        );
+        assert!(is_disk_full(&WatchError::Ledger(LedgerError::Sql(sql))));
+        assert!(free_bytes(Path::new("/")).is_some_and(|b| b > 0));
+        let dir = tempfile::tempdir().unwrap();
+        let mut config = Config::default();
+        config.watch.out = dir.path().join("out");
+        config.watch.work = dir.path().join("work");
+        config.watch.state = dir.path().join("todoke.db");
+        assert_eq!(disk_full(&config), None, "this machine has room");
+    }
+
+    /// Issue 15, item 15: a header-only or cut-off register replaced the
+    /// one in use with an INFO line only.
+    #[test]
+    fn a_register_that_shrinks_too_much_is_refused() {
+        assert!(shrunk_too_much(1000, 0, 0.2), "header only");
+        assert!(shrunk_too_much(1000, 500, 0.2), "cut in half");
+        assert!(!shrunk_too_much(1000, 850, 0.2));
+        assert!(!shrunk_too_much(1000, 1200, 0.2));
+        assert!(!shrunk_too_much(1000, 0, 1.0), "told to accept it");
+        assert!(!shrunk_too_much(0, 0, 0.2));
     }
 
     #[test]

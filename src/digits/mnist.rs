@@ -220,7 +220,9 @@ mod tests {
     fn a_truncated_file_is_a_format_error() {
         let mut b = vec![0, 0, 8, 3, 0, 0, 0, 2, 0, 0, 0, 28, 0, 0, 0, 28];
         b.extend(vec![0u8; 784]);
-        assert!(parse_images(&b).unwrap_err().contains("784 pixel bytes for 2"));
+        assert!(parse_images(&b)
+            .unwrap_err()
+            .contains("784 pixel bytes for 2"));
         b.extend(vec![0u8; 784]);
         assert_eq!(parse_images(&b).unwrap().0, 2);
     }
