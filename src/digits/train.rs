@@ -287,8 +287,8 @@ fn logits(net: &Net, xs: &[Vec<f32>], dev: &Device) -> candle_core::Result<Vec<V
 pub type RiskCoverage = Vec<(f32, f32, f32)>;
 
 /// Thresholds reported and considered for shipping.
-pub const THRESHOLDS: [f32; 12] = [
-    0.5, 0.7, 0.8, 0.9, 0.95, 0.98, 0.99, 0.995, 0.997, 0.998, 0.999, 0.9995,
+pub const THRESHOLDS: [f32; 14] = [
+    0.5, 0.7, 0.8, 0.9, 0.95, 0.98, 0.99, 0.995, 0.997, 0.998, 0.999, 0.9995, 0.9998, 0.9999,
 ];
 
 /// How often a digit the reader gave a small probability was the one
