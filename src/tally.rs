@@ -1413,6 +1413,7 @@ mod tests {
             },
             encoding: None,
             started: "now".into(),
+            lang: crate::i18n::Lang::Ja,
         };
         crate::emit::write_batch(dir.path(), "20260608-090000", &t, &records, &[], &info).unwrap();
         let b = dir.path().join("batches/20260608-090000");
@@ -1498,6 +1499,7 @@ mod tests {
             },
             encoding: None,
             started: "now".into(),
+            lang: crate::i18n::Lang::Ja,
         };
         crate::emit::write_batch(dir.path(), batch, &t, &records, &[], &info).unwrap();
         l.publish(batch).unwrap();
