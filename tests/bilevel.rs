@@ -113,6 +113,12 @@ fn black_and_white_scans_of_the_samples_read_as_their_truth_says() {
             if !want.is_string() {
                 answers += 1;
                 right += usize::from(got == want);
+                // A pencil tick a black-and-white scanner dropped may go
+                // unread, but never silently: its field goes to staff.
+                assert!(
+                    got == want || r["fields"][id]["status"] != "ok",
+                    "{source}: {id} read {got} with status ok, the paper says {want}"
+                );
             }
         }
     }
@@ -121,8 +127,10 @@ fn black_and_white_scans_of_the_samples_read_as_their_truth_says() {
         truths.len()
     );
     assert!(answers >= 60, "{answers} checkbox answers compared");
+    // Most answers are plain ticks, crosses and fills, which survive the
+    // black level; only faint pencil is lost (README, checkboxes by style).
     assert!(
-        right * 10 >= answers * 9,
+        right * 10 >= answers * 8,
         "{right} of {answers} answers right"
     );
 }

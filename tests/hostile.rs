@@ -60,7 +60,7 @@ fn records_of<'a>(records: &'a [serde_json::Value], source: &str) -> Vec<&'a ser
 /// 2 lost pages 2 and 3, and the other two were `skipped`.
 #[test]
 fn no_page_vanishes_and_no_unreadable_page_is_skipped() {
-    let pdf = std::fs::read(common::repo().join("samples/inbox/honcho/scan-0002.pdf")).unwrap();
+    let pdf = three_page_pdf();
     let dir = tempfile::tempdir().unwrap();
     let inbox = dir.path().join("inbox");
     // Objects: 3 + 3i is page i+1, 5 + 3i its image.
@@ -154,6 +154,28 @@ fn a_damaged_tiff_page_is_a_record_and_the_others_are_read() {
     )
     .expect("the file as a whole is not refused");
     assert_eq!(got, vec![Ok(1), Err((2, "corrupt")), Ok(3)]);
+}
+
+/// A three-page PDF written the way scanners (and synth) write them, from
+/// three single-page samples: a notification, a check-up front and back.
+fn three_page_pdf() -> Vec<u8> {
+    use todoke::pdfwrite::{write_pdf, PdfPage};
+    let pages: Vec<PdfPage> = [
+        ("honcho/scan-0004.jpg", 400.0),
+        ("sakura/scan-0011.jpg", 200.0),
+        ("honcho/scan-0003.jpg", 400.0),
+    ]
+    .iter()
+    .map(|(rel, dpi)| {
+        let grey = image::open(common::repo().join("samples/inbox").join(rel))
+            .unwrap()
+            .into_luma8();
+        PdfPage::gray_jpeg(&grey, *dpi, 90).unwrap()
+    })
+    .collect();
+    let mut out = Vec::new();
+    write_pdf(&pages, &mut out).unwrap();
+    out
 }
 
 /// Every sample scan, as (branch, name, bytes).
@@ -276,18 +298,18 @@ fn names_never_stop_the_daemon() {
     let sample = |name: &str| &samples.iter().find(|(_, n, _)| n == name).unwrap().2;
     let inbox = work.join("inbox/honcho");
     let long = format!("{}.png", "b".repeat(240));
-    put(&inbox.join(&long), sample("scan-0003.png"));
+    put(&inbox.join(&long), sample("scan-0006.png"));
     put(
         &inbox.join(std::ffi::OsStr::from_bytes(b"\xffscan.png")),
-        sample("scan-0007.png"),
+        sample("scan-0013.png"),
     );
     // Pages with nothing wrong on them: some validate, and their rows
     // carry the emoji into the import CSV.
     let clean = [
+        "scan-0009.pdf",
         "scan-0005.png",
-        "scan-0008.jpg",
-        "scan-0009.jpg",
-        "scan-0004.png",
+        "scan-0001.png",
+        "scan-0010.jpg",
     ];
     let emoji: Vec<String> = clean.iter().map(|n| format!("😀{n}")).collect();
     for (name, new) in clean.iter().zip(&emoji) {
@@ -486,7 +508,7 @@ fn the_review_page_answers_only_to_its_own_host() {
 #[test]
 fn a_dead_pdf_renderer_is_started_again() {
     let pdf = todoke::decode::PdfRenderer::start(&todoke::decode::pdfium_library_path());
-    let bytes = std::fs::read(common::repo().join("samples/inbox/honcho/scan-0011.pdf")).unwrap();
+    let bytes = std::fs::read(common::repo().join("samples/inbox/sakura/scan-0009.pdf")).unwrap();
     let limits = todoke::decode::DecodeLimits::default();
     assert_eq!(
         todoke::decode::decode(&bytes, &limits, &pdf).unwrap().len(),
@@ -549,7 +571,7 @@ fn the_daemon_never_follows_links_or_reads_fifos() {
         );
     }
     assert!(
-        status.contains("UNHEALTHY: 3 never read"),
+        status.contains("異常: 通常のファイルでないもの 3件は読みません"),
         "status names them: {status}"
     );
     assert!(

@@ -153,7 +153,11 @@ fn a_file_being_written_is_taken_only_once_complete() {
 fn killed_twenty_times_nothing_is_lost_or_doubled() {
     let dir = tempfile::tempdir().unwrap();
     let synth = dir.path().join("synth");
-    let files = synth_files(&synth, 100, 9001);
+    let mut files = synth_files(&synth, 104, 9001);
+    // Two blank sheets scanned in black and white are the same bytes, and
+    // the daemon rightly takes the second for a duplicate: keep one.
+    let mut seen = BTreeSet::new();
+    files.retain(|(_, b)| seen.insert(b.clone()));
     let page_count: BTreeMap<String, usize> = files
         .iter()
         .map(|(r, b)| (r.clone(), pages_in(b, r)))
@@ -275,7 +279,12 @@ fn killed_twenty_times_nothing_is_lost_or_doubled() {
             .iter()
             .filter(|name| p.pages.keys().any(|(s, _)| s == **name))
             .collect();
-        assert_eq!(read.len(), 1, "{rel}: read as {read:?}");
+        assert_eq!(
+            read.len(),
+            1,
+            "{rel}: read as {read:?}; quarantined {:?}",
+            p.quarantined.get(rel)
+        );
         for page in 1..=n as u64 {
             let batches = p.pages.get(&((*read[0]).clone(), page));
             assert_eq!(
