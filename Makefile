@@ -16,7 +16,6 @@ demo: build
 	$(BIN) run samples/inbox --register seeds/register.csv --out $(OUT)
 	@echo "batch and report: $$(ls -d $(OUT)/batches/* | tail -n 1)"
 	$(BIN) tally --batches $(OUT)/batches --from 2025-04-01 --to 2027-03-31 --by branch --out $(OUT)/tally
-	@echo "tally: $(OUT)/tally/tally.html"
 
 test: setup
 	$(CARGO) test --release

@@ -554,17 +554,24 @@ fn dispatch(command: Command) -> anyhow::Result<()> {
             };
             let t = todoke::tally::run(&opts)?;
             println!("tally: {}", out.join("tally.html").display());
+            let lang = cfg.ui.lang;
+            let empty = if t.pages() == 0 {
+                todoke::i18n::t(lang, "tally-empty")
+            } else {
+                String::new()
+            };
             println!(
-                "period: {} to {}  pages counted: {}  not yet counted (open mismatches): {}{}",
-                t.period.from,
-                t.period.to,
-                t.pages(),
-                t.not_yet_counted(),
-                if t.pages() == 0 {
-                    "  (no records in this period)"
-                } else {
-                    ""
-                }
+                "{}{empty}",
+                todoke::i18n::ta(
+                    lang,
+                    "tally-summary",
+                    &[
+                        ("from", t.period.from.to_string().into()),
+                        ("to", t.period.to.to_string().into()),
+                        ("pages", t.pages().into()),
+                        ("open", t.not_yet_counted().into()),
+                    ]
+                )
             );
         }
         Command::Audit {

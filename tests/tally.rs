@@ -96,7 +96,7 @@ fn tally_of_a_synthetic_batch_matches_the_paper() {
     )));
     assert!(
         stdout.contains(&format!(
-            "pages counted: {validated}  not yet counted (open mismatches): {open}"
+            "集計したページ: {validated}  未集計（要確認のまま）: {open}"
         )),
         "{stdout}"
     );
