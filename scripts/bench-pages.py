@@ -20,6 +20,57 @@ SEED = os.environ.get("BENCH_SEED", "777")
 # what a new writer gets. `validation` is for picking thresholds; never pick
 # them on `evaluation`.
 DIGITS = os.environ.get("BENCH_DIGITS", "evaluation")
+
+
+# ---------------------------------------------------------------- checkboxes
+# Issue 14: checkbox answers by how they were marked (synth truth
+# `mark_styles`; `/bw` for black-and-white scans). An answer is read right
+# when its field is ok and holds it, doubtful when its field goes to staff,
+# and wrong when its field is ok without it (or with an option not on the
+# paper): the failure that must never happen. Reads the records of the
+# bench's own run (below), not a second run of its own.
+def checkbox_report(records, truth):
+    from collections import defaultdict
+    by_style = defaultdict(Counter)
+    staff_pages = Counter()
+    wrong_validated = 0
+    for r in records:
+        t = truth[(r["source"], r["page"])]
+        styles = t.get("mark_styles", {})
+        choice = [f for f, v in t["fields"].items() if f in styles and not isinstance(v, str)]
+        for f in choice:
+            want = t["fields"][f]
+            want = want if isinstance(want, list) else [want]
+            got = r["fields"].get(f, {})
+            gv = got.get("value")
+            gv = gv if isinstance(gv, list) else ([] if gv is None else [gv])
+            key = styles[f] + ("/bw" if t.get("bilevel") else "")
+            for o in want:
+                if got.get("status") != "ok":
+                    by_style[key]["doubtful"] += 1
+                elif o in gv and sorted(gv) == sorted(want):
+                    by_style[key]["right"] += 1
+                else:
+                    by_style[key]["wrong"] += 1
+            if r["status"] == "validated" and sorted(gv) != sorted(want):
+                wrong_validated += 1
+                print(f"WRONG CHECKBOX {r['source']} p{r['page']} {f}", file=sys.stderr)
+        if r["status"] != "validated" and choice:
+            if any(x.split(":")[1] in choice for x in r["reasons"] if ":" in x):
+                staff_pages["checkbox"] += 1
+                if all(x.split(":")[1] in choice for x in r["reasons"] if ":" in x):
+                    staff_pages["checkbox_only"] += 1
+    print("checkbox answers by style (right / doubtful / wrong):")
+    for k in sorted(by_style):
+        c = by_style[k]
+        n = sum(c.values())
+        print(f"  {k:12} {n:5}  right {c['right']} ({100 * c['right'] / max(n, 1):.1f}%), "
+              f"doubtful {c['doubtful']}, wrong {c['wrong']}")
+    print(f"checkbox answers wrong in a validated record: {wrong_validated}; pages to staff "
+          f"with a checkbox reason: {staff_pages['checkbox']} "
+          f"(for that reason alone: {staff_pages['checkbox_only']})")
+
+
 work = tempfile.mkdtemp(prefix="todoke-pages-")
 # Synthesis is the slow part and depends only on count and seed (and the
 # synth code): kept under target/ so a re-measurement after a reader or
@@ -59,8 +110,8 @@ try:
     # its first choice per cell on the addressee numbers, which are not masked.
     all_right = atena_cells = atena_right = 0
     reasons = Counter()
-    for line in open(os.path.join(out, "batches/b/records.jsonl")):
-        r = json.loads(line)
+    records = [json.loads(line) for line in open(os.path.join(out, "batches/b/records.jsonl"))]
+    for r in records:
         t = truth[(r["source"], r["page"])]
         if t["mismatch"]:
             deliberate += 1
@@ -99,74 +150,7 @@ try:
           f"addressee-number cells {100 * atena_right / max(atena_cells, 1):.2f}% of {atena_cells}")
     print("most common reasons on pages that did not validate:",
           ", ".join(f"{k} {v}" for k, v in reasons.most_common(8)))
+    if os.environ.get("BENCH_CHECKBOXES", "1") != "0":
+        checkbox_report(records, truth)
 finally:
     shutil.rmtree(work, ignore_errors=True)
-
-# ---------------------------------------------------------------- checkboxes
-# Issue 14: checkbox answers by how they were marked (synth truth
-# `mark_styles`; `/bw` for black-and-white scans). An answer is read right
-# when its field is ok and holds it, doubtful when its field goes to staff,
-# and wrong when its field is ok without it (or with an option not on the
-# paper): the failure that must never happen. Self-contained: it reads the
-# same synthetic pages again with its own run.
-def checkbox_report():
-    from collections import defaultdict
-    work2 = tempfile.mkdtemp(prefix="todoke-boxes-")
-    try:
-        out2 = os.path.join(work2, "out")
-        extra = ["--config", os.environ["BENCH_CONFIG"]] if os.environ.get("BENCH_CONFIG") else []
-        subprocess.run([BIN, "run", os.path.join(synth, "inbox"), "--register",
-                        os.path.join(synth, "register.csv"), "--out", out2, "--batch-id", "b"] + extra,
-                       check=True, stdout=subprocess.DEVNULL)
-        truth = {}
-        for branch in os.listdir(os.path.join(synth, "truth")):
-            d = os.path.join(synth, "truth", branch)
-            for name in os.listdir(d):
-                t = json.load(open(os.path.join(d, name)))
-                for p in t["pages"]:
-                    truth[(t["file"], p["page"])] = p
-        by_style = defaultdict(Counter)
-        staff_pages = Counter()
-        wrong_validated = 0
-        for line in open(os.path.join(out2, "batches/b/records.jsonl")):
-            r = json.loads(line)
-            t = truth[(r["source"], r["page"])]
-            styles = t.get("mark_styles", {})
-            choice = [f for f, v in t["fields"].items() if f in styles and not isinstance(v, str)]
-            for f in choice:
-                want = t["fields"][f]
-                want = want if isinstance(want, list) else [want]
-                got = r["fields"].get(f, {})
-                gv = got.get("value")
-                gv = gv if isinstance(gv, list) else ([] if gv is None else [gv])
-                key = styles[f] + ("/bw" if t.get("bilevel") else "")
-                for o in want:
-                    if got.get("status") != "ok":
-                        by_style[key]["doubtful"] += 1
-                    elif o in gv and sorted(gv) == sorted(want):
-                        by_style[key]["right"] += 1
-                    else:
-                        by_style[key]["wrong"] += 1
-                if r["status"] == "validated" and sorted(gv) != sorted(want):
-                    wrong_validated += 1
-                    print(f"WRONG CHECKBOX {r['source']} p{r['page']} {f}", file=sys.stderr)
-            if r["status"] != "validated" and choice:
-                if any(x.split(":")[1] in choice for x in r["reasons"] if ":" in x):
-                    staff_pages["checkbox"] += 1
-                    if all(x.split(":")[1] in choice for x in r["reasons"] if ":" in x):
-                        staff_pages["checkbox_only"] += 1
-        print("checkbox answers by style (right / doubtful / wrong):")
-        for k in sorted(by_style):
-            c = by_style[k]
-            n = sum(c.values())
-            print(f"  {k:12} {n:5}  right {c['right']} ({100 * c['right'] / max(n, 1):.1f}%), "
-                  f"doubtful {c['doubtful']}, wrong {c['wrong']}")
-        print(f"checkbox answers wrong in a validated record: {wrong_validated}; pages to staff "
-              f"with a checkbox reason: {staff_pages['checkbox']} "
-              f"(for that reason alone: {staff_pages['checkbox_only']})")
-    finally:
-        shutil.rmtree(work2, ignore_errors=True)
-
-
-if os.environ.get("BENCH_CHECKBOXES", "1") != "0":
-    checkbox_report()

@@ -806,28 +806,9 @@ struct Canvas {
 impl Canvas {
     /// A round-capped stroke between two points in mm, anti-aliased.
     fn stroke(&mut self, a: (f64, f64), b: (f64, f64), width_mm: f64, gray: u8) {
-        let (ax, ay) = (a.0 * self.ppm, a.1 * self.ppm);
-        let (bx, by) = (b.0 * self.ppm, b.1 * self.ppm);
-        let r = (width_mm * self.ppm / 2.0).max(0.6);
-        let x0 = (ax.min(bx) - r - 1.0).max(0.0) as u32;
-        let y0 = (ay.min(by) - r - 1.0).max(0.0) as u32;
-        let x1 = ((ax.max(bx) + r + 2.0) as u32).min(self.img.width());
-        let y1 = ((ay.max(by) + r + 2.0) as u32).min(self.img.height());
-        let (dx, dy) = (bx - ax, by - ay);
-        let len2 = (dx * dx + dy * dy).max(1e-9);
-        for y in y0..y1 {
-            for x in x0..x1 {
-                let (px, py) = (x as f64 + 0.5, y as f64 + 0.5);
-                let t = (((px - ax) * dx + (py - ay) * dy) / len2).clamp(0.0, 1.0);
-                let d = (px - ax - t * dx).hypot(py - ay - t * dy);
-                let cov = (r + 0.5 - d).clamp(0.0, 1.0);
-                if cov > 0.0 {
-                    let v = (255.0 - cov * (255.0 - gray as f64)) as u8;
-                    let p = self.img.get_pixel_mut(x, y);
-                    p[0] = p[0].min(v);
-                }
-            }
-        }
+        self.segment(a, b, width_mm, |cov| {
+            (255.0 - cov * (255.0 - gray as f64)) as u8
+        });
     }
 
     fn polyline(&mut self, pts: &[(f64, f64)], width_mm: f64, gray: u8) {
@@ -872,6 +853,27 @@ impl Canvas {
     /// A pencil stroke: graphite leaves grains, some darker than the line's
     /// tone and some gaps, which is what a black-and-white scan keeps of it.
     fn pencil(&mut self, a: (f64, f64), b: (f64, f64), width_mm: f64, gray: u8, rng: &mut StdRng) {
+        self.segment(a, b, width_mm, |cov| {
+            // Now and then a grain as dark as a pen line.
+            let grain = if rng.gen_bool(0.12) {
+                rng.gen_range(2.0..3.2)
+            } else {
+                rng.gen_range(0.3..1.6)
+            };
+            let dark = (cov * grain * (255.0 - gray as f64)).min(255.0);
+            (255.0 - dark) as u8
+        });
+    }
+
+    /// Darkens every pixel a round-capped segment (mm) covers to at most the
+    /// value `ink` gives for that pixel's coverage (0–1], row by row.
+    fn segment(
+        &mut self,
+        a: (f64, f64),
+        b: (f64, f64),
+        width_mm: f64,
+        mut ink: impl FnMut(f64) -> u8,
+    ) {
         let (ax, ay) = (a.0 * self.ppm, a.1 * self.ppm);
         let (bx, by) = (b.0 * self.ppm, b.1 * self.ppm);
         let r = (width_mm * self.ppm / 2.0).max(0.6);
@@ -888,15 +890,9 @@ impl Canvas {
                 let d = (px - ax - t * dx).hypot(py - ay - t * dy);
                 let cov = (r + 0.5 - d).clamp(0.0, 1.0);
                 if cov > 0.0 {
-                    // Now and then a grain as dark as a pen line.
-                    let grain = if rng.gen_bool(0.12) {
-                        rng.gen_range(2.0..3.2)
-                    } else {
-                        rng.gen_range(0.3..1.6)
-                    };
-                    let dark = (cov * grain * (255.0 - gray as f64)).min(255.0);
+                    let v = ink(cov);
                     let p = self.img.get_pixel_mut(x, y);
-                    p[0] = p[0].min((255.0 - dark) as u8);
+                    p[0] = p[0].min(v);
                 }
             }
         }

@@ -5,14 +5,12 @@
 
 mod common;
 
+use common::browser::Browser;
+
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, HashMap};
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpStream;
 use std::os::unix::fs::PermissionsExt;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Stdio};
-use std::time::{Duration, Instant};
+use std::path::PathBuf;
 use todoke::synth::{synth, SynthOptions, Truth};
 
 #[test]
@@ -160,7 +158,7 @@ fn tally_of_a_synthetic_batch_matches_the_paper() {
         );
     }
 
-    let b = Browser::start();
+    let b = Browser::start(1100, 1500);
     b.goto(&format!(
         "file://{}",
         tally_dir.join("tally.html").display()
@@ -180,148 +178,5 @@ fn tally_of_a_synthetic_batch_matches_the_paper() {
     );
     if let Some(d) = std::env::var_os("TODOKE_SCREENSHOTS").map(PathBuf::from) {
         b.screenshot(&d.join("tally.png"));
-    }
-}
-
-/// One HTTP/1.1 exchange with chromedriver; returns status and body.
-fn http(port: u16, method: &str, path: &str, body: &str) -> (u16, String) {
-    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
-    let req = format!(
-        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
-        body.len()
-    );
-    s.write_all(req.as_bytes()).unwrap();
-    let mut r = BufReader::new(s);
-    let mut head = String::new();
-    loop {
-        let mut line = String::new();
-        if r.read_line(&mut line).unwrap() == 0 || line == "\r\n" {
-            break;
-        }
-        head.push_str(&line);
-    }
-    let status = head
-        .split_whitespace()
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(0);
-    let len = head
-        .lines()
-        .filter_map(|l| l.split_once(':'))
-        .find(|(k, _)| k.eq_ignore_ascii_case("content-length"))
-        .and_then(|(_, v)| v.trim().parse::<usize>().ok());
-    let mut body = Vec::new();
-    match len {
-        Some(n) => {
-            body.resize(n, 0);
-            r.read_exact(&mut body).unwrap();
-        }
-        None => {
-            r.read_to_end(&mut body).unwrap();
-        }
-    }
-    (status, String::from_utf8_lossy(&body).into_owned())
-}
-
-/// A minimal WebDriver client, as in tests/review.rs.
-struct Browser {
-    port: u16,
-    session: String,
-    driver: Child,
-}
-
-impl Drop for Browser {
-    fn drop(&mut self) {
-        let _ = http(
-            self.port,
-            "DELETE",
-            &format!("/session/{}", self.session),
-            "",
-        );
-        let _ = self.driver.kill();
-        let _ = self.driver.wait();
-    }
-}
-
-impl Browser {
-    fn start() -> Browser {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let driver = std::process::Command::new("chromedriver")
-            .arg(format!("--port={port}"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("chromedriver (Debian package chromium-driver) is installed by make setup");
-        let start = Instant::now();
-        while TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(
-                start.elapsed() < Duration::from_secs(20),
-                "chromedriver did not start"
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        let caps = json!({"capabilities": {"alwaysMatch": {"goog:chromeOptions": {
-            "binary": "/usr/bin/chromium",
-            "args": ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                     "--window-size=1100,1500", "--lang=ja"]}}}});
-        let mut b = Browser {
-            port,
-            session: String::new(),
-            driver,
-        };
-        let v = b.call("POST", "/session", caps);
-        b.session = v["sessionId"].as_str().unwrap().to_string();
-        b
-    }
-
-    fn call(&self, method: &str, path: &str, body: Value) -> Value {
-        let body = if method == "GET" {
-            String::new()
-        } else {
-            body.to_string()
-        };
-        let (status, text) = http(self.port, method, path, &body);
-        let v: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
-        assert_eq!(status, 200, "webdriver {method} {path}: {text}");
-        v["value"].clone()
-    }
-
-    fn s(&self, rest: &str) -> String {
-        format!("/session/{}{rest}", self.session)
-    }
-
-    fn goto(&self, url: &str) {
-        self.call("POST", &self.s("/url"), json!({ "url": url }));
-    }
-
-    fn source(&self) -> String {
-        self.call("GET", &self.s("/source"), Value::Null)
-            .as_str()
-            .unwrap()
-            .to_string()
-    }
-
-    fn count(&self, css: &str) -> u64 {
-        self.call(
-            "POST",
-            &self.s("/elements"),
-            json!({"using": "css selector", "value": css}),
-        )
-        .as_array()
-        .map(|a| a.len() as u64)
-        .unwrap_or(0)
-    }
-
-    fn screenshot(&self, to: &Path) {
-        let b64 = self.call("GET", &self.s("/screenshot"), Value::Null);
-        use base64::Engine as _;
-        let png = base64::engine::general_purpose::STANDARD
-            .decode(b64.as_str().unwrap())
-            .unwrap();
-        std::fs::write(to, png).unwrap();
     }
 }
