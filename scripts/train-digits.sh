@@ -10,7 +10,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN=target/release/todoke
 MEMBERS="${MEMBERS:-small:11 small:12}"
-EPOCHS="${EPOCHS:-6}"
+EPOCHS="${EPOCHS:-8}"
 OUT="${OUT:-models/digits.safetensors}"
 WORK=target/train-digits
 mkdir -p "$WORK"
@@ -24,12 +24,12 @@ train_one() {
   name=$(name_of "$1")
   case "$shape" in small*) flags="--small" ;; esac
   case "$shape" in *+deskew) flags="$flags --deskew" ;; esac
-  RAYON_NUM_THREADS=1 nice -n 10 "$BIN" digits train $flags --epochs "$EPOCHS" --seed "$seed" \
+  RAYON_NUM_THREADS=1 nice -n "${TRAIN_NICE:-10}" "$BIN" digits train $flags --epochs "$EPOCHS" --seed "$seed" \
     --out "$WORK/$name.safetensors" > "$WORK/$name.log" 2>&1
   echo "train-digits: member $1 trained"
 }
 export -f train_one name_of
-export BIN EPOCHS WORK
+export BIN EPOCHS WORK TRAIN_NICE
 printf '%s\n' $MEMBERS | xargs -P 2 -I{} bash -c 'train_one {}'
 files=""
 for m in $MEMBERS; do files="$files $WORK/$(name_of "$m").safetensors"; done

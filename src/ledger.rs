@@ -7,7 +7,9 @@
 //! pages stored) or `quarantined` (unreadable, or a duplicate file); at a
 //! batch close every read or quarantined scan not yet in a batch is given
 //! that batch, and once the batch is published a read scan becomes
-//! `in_batch` (every page validated or skipped) or `mismatch`.
+//! `in_batch` (every page validated or skipped) or `mismatch`. A read scan
+//! whose file changed after its read is put back to `received` at the next
+//! close (`reopen_changed`), before the batch takes anything.
 
 use crate::emit::{PageRecord, PageStatus, QuarantineEntry};
 use base64::Engine as _;
@@ -364,6 +366,45 @@ impl Ledger {
             params![id, sha256],
         )?;
         Ok(())
+    }
+
+    /// Scans read and not yet in a batch, each with the sha256 of what was read.
+    pub fn read_unbatched(&self) -> Result<Vec<(PendingScan, String)>, LedgerError> {
+        let mut st = self.conn.prepare(
+            "SELECT id, work_path, source, branch, attempts, sha256 FROM scans
+             WHERE state = 'read' AND batch_id IS NULL ORDER BY id",
+        )?;
+        let rows = st.query_map([], |r| {
+            Ok((
+                PendingScan {
+                    id: r.get(0)?,
+                    work_path: r.get(1)?,
+                    source: r.get(2)?,
+                    branch: r.get(3)?,
+                    attempts: r.get(4)?,
+                },
+                r.get(5)?,
+            ))
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Puts a read scan back to be read again, because its file changed
+    /// after the read ended: its pages go, the sha256 of what is there now
+    /// is kept, and its tries start again (the change is not the reader's).
+    pub fn reopen_changed(&mut self, id: i64, sha256: &str) -> Result<bool, LedgerError> {
+        let tx = write(&mut self.conn)?;
+        // A batch that took the scan meanwhile keeps what it took.
+        let reopened = tx.execute(
+            "UPDATE scans SET state = 'received', sha256 = ?2, attempts = 0, read_at = NULL
+             WHERE id = ?1 AND state = 'read' AND batch_id IS NULL",
+            params![id, sha256],
+        )?;
+        if reopened == 1 {
+            tx.execute("DELETE FROM pages WHERE scan_id = ?1", [id])?;
+        }
+        tx.commit()?;
+        Ok(reopened == 1)
     }
 
     /// Counts a try at reading a scan, committed before the try, so a file

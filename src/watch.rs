@@ -226,9 +226,32 @@ pub fn close_batch(
     config: &Config,
 ) -> Result<Closed, WatchError> {
     finish_closing(ledger, engine, config)?;
+    reopen_changed(ledger, config)?;
     let id = new_batch_id(ledger, &config.watch.out)?;
     ledger.open_batch(&id)?;
     publish(ledger, engine, config, &id)
+}
+
+/// A writer that still held a file when it was taken can write on after
+/// the read ended. What a batch takes must be what is in the work area, so
+/// a read file whose bytes changed since is put back to be read again (it
+/// goes into the next batch) instead of entering this one as it was.
+fn reopen_changed(ledger: &mut Ledger, config: &Config) -> Result<usize, WatchError> {
+    let mut reopened = 0;
+    for (p, read_sha) in ledger.read_unbatched()? {
+        let path = config.watch.work.join(&p.work_path);
+        let now = match intake::sha256_file(&path) {
+            Ok(sha) => sha,
+            // Gone from the work area: the pages read are all there is.
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(io(&path)(e)),
+        };
+        if now != read_sha && ledger.reopen_changed(p.id, &now)? {
+            tracing::warn!(file = %p.source, "changed after it was read; it will be read again");
+            reopened += 1;
+        }
+    }
+    Ok(reopened)
 }
 
 /// Publishes batches a crash left between assignment and READY.

@@ -592,3 +592,92 @@ fn the_daemon_never_follows_links_or_reads_fifos() {
         assert_ne!(copy, passwd, "/etc/passwd copied into quarantine");
     }
 }
+
+/// Item 6, the end of it: a writer that still held a file when the daemon
+/// took it writes on after the read ended. The batch must not take the
+/// pages read from the old bytes; the file is read again as it is now and
+/// goes into the next batch.
+#[test]
+fn a_file_changed_after_its_read_is_read_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let work = dir.path().join("todoke");
+    let settings = common::working_folder(&work, &common::repo().join("seeds/register.csv"));
+    let samples = samples();
+    let sample = |name: &str| {
+        samples
+            .iter()
+            .find(|(_, n, _)| n == name)
+            .unwrap()
+            .2
+            .clone()
+    };
+    // One page first; three pages are what the writer ends with.
+    let (before, after) = (sample("scan-0006.png"), three_page_pdf());
+    let watch = || {
+        common::Running::new(
+            common::todoke()
+                .arg("watch")
+                .arg("--config")
+                .arg(&settings)
+                .spawn()
+                .unwrap(),
+        )
+    };
+    let wait_read = |what: &str| {
+        let start = std::time::Instant::now();
+        loop {
+            let by_state = todoke::ledger::Ledger::open_existing(
+                &work.join("todoke.db"),
+                std::time::Duration::from_secs(5),
+            )
+            .and_then(|l| l.status())
+            .map(|s| s.by_state)
+            .unwrap_or_default();
+            let n = |state: &str| by_state.get(state).copied().unwrap_or(0);
+            if n("received") == 0 && n("read") == 1 {
+                return;
+            }
+            assert!(
+                start.elapsed() < std::time::Duration::from_secs(90),
+                "{what}: {by_state:?}"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(300));
+        }
+    };
+    let daemon = watch();
+    put(&work.join("inbox/honcho/scan.pdf"), &before);
+    wait_read("first read");
+    common::terminate(daemon);
+
+    // The writer's late bytes land in the file the daemon moved.
+    let taken: Vec<_> = std::fs::read_dir(work.join("work/honcho"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(taken.len(), 1, "{taken:?}");
+    std::fs::write(&taken[0], &after).unwrap();
+
+    let first = common::close_batch(&settings);
+    let records = |batch: &Path| -> Vec<serde_json::Value> {
+        std::fs::read_to_string(batch.join("records.jsonl"))
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    };
+    assert!(
+        records(&first).is_empty(),
+        "pages read from bytes no longer there were batched: {:?}",
+        records(&first)
+    );
+
+    let daemon = watch();
+    wait_read("read again");
+    common::terminate(daemon);
+    let second = common::close_batch(&settings);
+    let pages: Vec<u64> = records(&second)
+        .iter()
+        .map(|r| r["page"].as_u64().unwrap())
+        .collect();
+    assert_eq!(pages, [1, 2, 3], "the file as it is now, every page once");
+}

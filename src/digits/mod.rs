@@ -5,6 +5,7 @@
 
 pub mod bench;
 pub mod cells;
+pub mod checkpoint;
 pub mod cnn;
 pub mod fast;
 pub mod mnist;

@@ -7,12 +7,13 @@
 //! and adds blank cells, so the model learns boxes, not MNIST's clean frame.
 
 use super::cells::{elastic, render_cell, render_sample, Content};
+use super::checkpoint::{self, AdamW, RunKey};
 use super::cnn::{softmax, whole_readings, Arch, Net, BLANK, CLASSES, DESKEW_MARK};
 use super::mnist::{self, Sample, Split};
 use super::preprocess::{deskew, normalise, SIDE};
 use super::{CellReading, DigitReader};
 use candle_core::{DType, Device, Tensor};
-use candle_nn::{AdamW, Optimizer, ParamsAdamW, VarBuilder, VarMap};
+use candle_nn::{VarBuilder, VarMap};
 use image::GrayImage;
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
@@ -509,6 +510,11 @@ fn snapshot(varmap: &VarMap) -> candle_core::Result<HashMap<String, Tensor>> {
         .collect()
 }
 
+/// The generator of one epoch's shuffle and dropout masks.
+fn epoch_seed(seed: u64, epoch: usize) -> u64 {
+    seed ^ (epoch as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15)
+}
+
 /// Peak learning rate of AdamW (cosine schedule) and the hidden layer's
 /// dropout rate.
 pub const LEARNING_RATE: f64 = 2e-3;
@@ -555,14 +561,31 @@ pub fn train(opts: &TrainOptions) -> anyhow::Result<TrainReport> {
     let net = Net::with_arch(vb, opts.arch)?;
     let mut rng = StdRng::seed_from_u64(opts.seed);
     seeded_init(&varmap, &mut rng)?;
-    let mut opt = AdamW::new(
-        varmap.all_vars(),
-        ParamsAdamW {
-            lr: LEARNING_RATE,
-            weight_decay: 1e-4,
-            ..Default::default()
-        },
-    )?;
+    let vars = {
+        let data = varmap.data().lock().expect("varmap lock");
+        data.iter().map(|(k, v)| (k.clone(), v.clone())).collect()
+    };
+    let mut opt = AdamW::new(vars, LEARNING_RATE, 1e-4)?;
+    let key = RunKey {
+        seed: opts.seed,
+        epochs: opts.epochs,
+        shape: [
+            opts.arch.c1,
+            opts.arch.c2,
+            opts.arch.third_conv as usize,
+            opts.arch.hidden,
+            opts.deskew as usize,
+        ],
+    };
+    let ckpt = checkpoint::path_for(&opts.out);
+    let resumed = checkpoint::resume(&ckpt, &key, &mut opt)?;
+    if let Some(p) = &resumed {
+        eprintln!(
+            "resuming from {} after epoch {}",
+            ckpt.display(),
+            p.epochs_done
+        );
+    }
     let val_cells = validation_cells(&val, opts.seed);
     let val_truth: Vec<Option<u8>> = val_cells
         .iter()
@@ -579,9 +602,15 @@ pub fn train(opts: &TrainOptions) -> anyhow::Result<TrainReport> {
     let (val_x, val_y) = present(val_cells.clone());
     let val_x = view(val_x);
     let mut train_cells = 0;
-    let mut best: Option<(f32, usize, HashMap<String, Tensor>)> = None;
-    let mut log = Vec::new();
-    for epoch in 0..opts.epochs {
+    let first_epoch = resumed.as_ref().map_or(0, |p| p.epochs_done);
+    let (mut best, mut log) = match resumed {
+        Some(p) if p.epochs_done > 0 => (Some((p.best_accuracy, p.best_epoch, p.best)), p.log),
+        _ => (None, Vec::new()),
+    };
+    for epoch in first_epoch..opts.epochs {
+        // Each epoch draws shuffling and dropout from its own generator, so
+        // an epoch resumed from a checkpoint draws what it would have drawn.
+        let mut rng = StdRng::seed_from_u64(epoch_seed(opts.seed, epoch));
         let (xs, ys) = present(make_training_cells(&train, opts.seed, epoch as u64 + 1));
         let xs = view(xs);
         train_cells = xs.len();
@@ -589,9 +618,8 @@ pub fn train(opts: &TrainOptions) -> anyhow::Result<TrainReport> {
         order.shuffle(&mut rng);
         // Cosine decay from LEARNING_RATE to 1% of it over the run.
         let progress = epoch as f64 / opts.epochs.saturating_sub(1).max(1) as f64;
-        opt.set_learning_rate(
-            LEARNING_RATE * (0.01 + 0.99 * 0.5 * (1.0 + (std::f64::consts::PI * progress).cos())),
-        );
+        opt.lr =
+            LEARNING_RATE * (0.01 + 0.99 * 0.5 * (1.0 + (std::f64::consts::PI * progress).cos()));
         let mut total = 0.0;
         let mut batches = 0;
         for batch in order.chunks(64) {
@@ -621,6 +649,16 @@ pub fn train(opts: &TrainOptions) -> anyhow::Result<TrainReport> {
         if best.as_ref().is_none_or(|b| acc > b.0) {
             best = Some((acc, epoch + 1, snapshot(&varmap)?));
         }
+        if let Some((best_accuracy, best_epoch, best)) = &best {
+            let progress = checkpoint::Progress {
+                epochs_done: epoch + 1,
+                best_accuracy: *best_accuracy,
+                best_epoch: *best_epoch,
+                best: best.clone(),
+                log: log.clone(),
+            };
+            checkpoint::save(&ckpt, &key, &opt, &progress)?;
+        }
     }
     let (_, best_epoch, mut tensors) = best.ok_or_else(|| anyhow::anyhow!("no epochs to train"))?;
     let chosen = Net::with_arch(
@@ -649,6 +687,8 @@ pub fn train(opts: &TrainOptions) -> anyhow::Result<TrainReport> {
         std::fs::create_dir_all(dir)?;
     }
     candle_core::safetensors::save(&tensors, &opts.out)?;
+    // The member is whole; a rerun should train afresh, not resume a finished run.
+    std::fs::remove_file(&ckpt).ok();
     debug_assert_eq!(CLASSES, 11);
     Ok(TrainReport {
         epochs: log,
