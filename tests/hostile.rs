@@ -681,3 +681,106 @@ fn a_file_changed_after_its_read_is_read_again() {
         .collect();
     assert_eq!(pages, [1, 2, 3], "the file as it is now, every page once");
 }
+
+/// Item 10 on a real full disk: `out/` on a 70 MB tmpfs, and an 80 MB
+/// unreadable file whose quarantine copy runs out of room half-way (the
+/// free-space check before it sees 70 MB, above the 64 MB it wants). Before
+/// the fix the daemon stopped, and stopped again at every start, leaving a
+/// copy without its reason. Now it pauses, leaves no orphan, and once there
+/// is room it finishes by itself. Needs root to mount the tmpfs.
+#[test]
+fn a_full_disk_pauses_the_daemon_and_it_resumes_by_itself() {
+    if unsafe { libc::geteuid() } != 0 {
+        eprintln!("SKIPPED: mounting a tmpfs needs root (CI runs as root)");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let work = dir.path().join("todoke");
+    let settings = common::working_folder(&work, &common::repo().join("seeds/register.csv"));
+    let out = work.join("out");
+    std::fs::create_dir_all(&out).unwrap();
+    let mount = |opts: &str| {
+        let st = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", opts, "tmpfs"])
+            .arg(&out)
+            .status()
+            .unwrap();
+        assert!(st.success(), "mount -o {opts}");
+    };
+    mount("size=70m,mode=0700");
+    struct Unmount(std::path::PathBuf);
+    impl Drop for Unmount {
+        fn drop(&mut self) {
+            let _ = std::process::Command::new("umount").arg(&self.0).status();
+        }
+    }
+    let _unmount = Unmount(out.clone());
+
+    let mut daemon = common::Running::new(
+        common::todoke()
+            .arg("watch")
+            .arg("--config")
+            .arg(&settings)
+            .spawn()
+            .unwrap(),
+    );
+    let mut big = b"%PDF-1.4\n".to_vec();
+    big.resize(80 << 20, b'x');
+    big.extend_from_slice(b"\n%%EOF\n");
+    put(&work.join("inbox/honcho/big.pdf"), &big);
+    let reason_files = || -> Vec<String> {
+        std::fs::read_dir(out.join("quarantine"))
+            .map(|d| {
+                d.map(|e| e.unwrap().file_name().to_string_lossy().to_string())
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    // Taken, tried, out of room: the daemon waits and leaves no orphan.
+    std::thread::sleep(std::time::Duration::from_secs(15));
+    assert!(
+        daemon.get().try_wait().unwrap().is_none(),
+        "the daemon must not stop on a full disk"
+    );
+    let held = reason_files();
+    // The copy cannot fit, so neither it nor its reason may be there.
+    assert!(
+        held.is_empty(),
+        "left in quarantine on a full disk: {held:?}"
+    );
+
+    // Room again: the file is quarantined with its reason, without a restart.
+    mount_remount(&out, "size=300m");
+    let start = std::time::Instant::now();
+    while !reason_files()
+        .iter()
+        .any(|f| f.ends_with("big.pdf.reason.txt"))
+    {
+        assert!(
+            start.elapsed() < std::time::Duration::from_secs(60),
+            "not quarantined once there was room: {:?}",
+            reason_files()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(500));
+    }
+    common::terminate(daemon);
+    let batch = common::close_batch(&settings);
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(batch.join("manifest.json")).unwrap()).unwrap();
+    let sources: Vec<&str> = manifest["quarantined"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|q| q["source"].as_str().unwrap())
+        .collect();
+    assert_eq!(sources, ["honcho/big.pdf"]);
+}
+
+fn mount_remount(dir: &Path, opts: &str) {
+    let st = std::process::Command::new("mount")
+        .args(["-o", &format!("remount,{opts}")])
+        .arg(dir)
+        .status()
+        .unwrap();
+    assert!(st.success(), "remount {opts}");
+}
