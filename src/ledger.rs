@@ -328,15 +328,7 @@ impl Ledger {
         let mut st = self.conn.prepare(
             "SELECT id, work_path, source, branch, attempts FROM scans WHERE state = 'received' ORDER BY id",
         )?;
-        let rows = st.query_map([], |r| {
-            Ok(PendingScan {
-                id: r.get(0)?,
-                work_path: r.get(1)?,
-                source: r.get(2)?,
-                branch: r.get(3)?,
-                attempts: r.get(4)?,
-            })
-        })?;
+        let rows = st.query_map([], pending_scan)?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
@@ -374,18 +366,7 @@ impl Ledger {
             "SELECT id, work_path, source, branch, attempts, sha256 FROM scans
              WHERE state = 'read' AND batch_id IS NULL ORDER BY id",
         )?;
-        let rows = st.query_map([], |r| {
-            Ok((
-                PendingScan {
-                    id: r.get(0)?,
-                    work_path: r.get(1)?,
-                    source: r.get(2)?,
-                    branch: r.get(3)?,
-                    attempts: r.get(4)?,
-                },
-                r.get(5)?,
-            ))
-        })?;
+        let rows = st.query_map([], |r| Ok((pending_scan(r)?, r.get(5)?)))?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
@@ -420,19 +401,13 @@ impl Ledger {
     /// Duplicate scans recorded without their quarantine entry yet.
     pub fn duplicates_to_quarantine(&self) -> Result<Vec<(PendingScan, String)>, LedgerError> {
         let mut st = self.conn.prepare(
-            "SELECT id, work_path, source, branch, reason FROM scans
+            "SELECT id, work_path, source, branch, attempts, reason FROM scans
              WHERE state = 'quarantined' AND quarantine IS NULL ORDER BY id",
         )?;
         let rows = st.query_map([], |r| {
             Ok((
-                PendingScan {
-                    id: r.get(0)?,
-                    work_path: r.get(1)?,
-                    source: r.get(2)?,
-                    branch: r.get(3)?,
-                    attempts: 0,
-                },
-                r.get::<_, Option<String>>(4)?.unwrap_or_default(),
+                pending_scan(r)?,
+                r.get::<_, Option<String>>(5)?.unwrap_or_default(),
             ))
         })?;
         Ok(rows.collect::<Result<_, _>>()?)
@@ -960,6 +935,17 @@ impl Ledger {
 /// one that reads first and then writes fails at once with SQLITE_BUSY
 /// (no busy wait) when another connection, a reader thread or the daemon,
 /// committed in between.
+/// A scan row selected as `id, work_path, source, branch, attempts, …`.
+fn pending_scan(r: &rusqlite::Row) -> rusqlite::Result<PendingScan> {
+    Ok(PendingScan {
+        id: r.get(0)?,
+        work_path: r.get(1)?,
+        source: r.get(2)?,
+        branch: r.get(3)?,
+        attempts: r.get(4)?,
+    })
+}
+
 fn write(conn: &mut Connection) -> rusqlite::Result<rusqlite::Transaction<'_>> {
     conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
 }

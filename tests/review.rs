@@ -5,7 +5,7 @@
 mod common;
 
 use common::browser::{free_port, http, Browser};
-use common::{close_batch, synth_files, terminate, todoke, working_folder, Running};
+use common::{close_batch, spawn_watch, synth_files, terminate, todoke, working_folder, Running};
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
@@ -26,13 +26,7 @@ fn batch_with_mismatches(dir: &Path) -> (PathBuf, PathBuf) {
         let to = work.join("inbox").join(&e.rel);
         std::fs::copy(&e.path, &to).unwrap();
     }
-    let daemon = Running::new(
-        todoke()
-            .args(["watch", "--config"])
-            .arg(&settings)
-            .spawn()
-            .unwrap(),
-    );
+    let daemon = spawn_watch(&settings);
     let start = Instant::now();
     loop {
         std::thread::sleep(Duration::from_millis(500));

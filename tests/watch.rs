@@ -2,7 +2,7 @@
 
 mod common;
 
-use common::{close_batch, synth_files, terminate, todoke, working_folder, Running};
+use common::{close_batch, spawn_watch, synth_files, terminate, todoke, working_folder};
 
 use rand::{Rng, SeedableRng};
 use std::collections::{BTreeMap, BTreeSet};
@@ -10,17 +10,6 @@ use std::io::Write;
 use std::path::Path;
 use std::process::Child;
 use std::time::{Duration, Instant};
-
-fn spawn_watch(settings: &Path) -> Running {
-    Running::new(
-        todoke()
-            .arg("watch")
-            .arg("--config")
-            .arg(settings)
-            .spawn()
-            .unwrap(),
-    )
-}
 
 fn kill(mut child: Child) {
     child.kill().unwrap(); // SIGKILL
@@ -136,7 +125,7 @@ fn a_file_being_written_is_taken_only_once_complete() {
         "taken {taken_after:?} after its last write, within the quiet period"
     );
     // Its record is in the ledger: closing a batch publishes it.
-    std::thread::sleep(Duration::from_secs(2));
+    common::wait_until_read(&work, 1);
     terminate(daemon);
     close_batch(&settings);
     let p = published(&work.join("out"));

@@ -114,6 +114,43 @@ impl Drop for Running {
     }
 }
 
+/// `todoke watch` on a working folder, killed if the test ends early.
+pub fn spawn_watch(settings: &Path) -> Running {
+    Running::new(
+        todoke()
+            .arg("watch")
+            .arg("--config")
+            .arg(settings)
+            .spawn()
+            .unwrap(),
+    )
+}
+
+/// Waits until the daemon of the working folder `work` has taken at least
+/// `taken` scans and none is left unread: a fixed pause is not enough on a
+/// loaded machine.
+pub fn wait_until_read(work: &Path, taken: i64) {
+    let start = std::time::Instant::now();
+    loop {
+        let by_state = todoke::ledger::Ledger::open_existing(
+            &work.join("todoke.db"),
+            std::time::Duration::from_secs(5),
+        )
+        .and_then(|l| l.status())
+        .map(|s| s.by_state)
+        .unwrap_or_default();
+        let received = by_state.get("received").copied().unwrap_or(0);
+        if received == 0 && by_state.values().sum::<i64>() >= taken {
+            return;
+        }
+        assert!(
+            start.elapsed() < std::time::Duration::from_secs(180),
+            "still unread after 3 minutes: {by_state:?}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(300));
+    }
+}
+
 /// Stops a daemon the polite way and checks it exited cleanly.
 pub fn terminate(running: Running) {
     let child = running.into_child();
