@@ -329,7 +329,27 @@ fn names_never_stop_the_daemon() {
             .is_empty(),
         "every file is taken"
     );
-    std::thread::sleep(std::time::Duration::from_secs(3));
+    // Taken is not read: a PDF on a loaded machine takes seconds more.
+    let files = 2 + emoji.len() as i64;
+    let start = std::time::Instant::now();
+    loop {
+        let by_state = todoke::ledger::Ledger::open_existing(
+            &work.join("todoke.db"),
+            std::time::Duration::from_secs(5),
+        )
+        .and_then(|l| l.status())
+        .map(|s| s.by_state)
+        .unwrap_or_default();
+        let received = by_state.get("received").copied().unwrap_or(0);
+        if received == 0 && by_state.values().sum::<i64>() == files {
+            break;
+        }
+        assert!(
+            start.elapsed() < std::time::Duration::from_secs(90),
+            "{by_state:?}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(300));
+    }
     let batch = common::close_batch(&settings);
     assert!(batch.join("READY").exists());
     common::terminate(daemon);
