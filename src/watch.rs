@@ -1030,8 +1030,9 @@ fn is_form_file(p: &Path) -> bool {
 /// writes into it, `todoke status` says when newer ones ship), one inbox
 /// per branch, output, work area and ledger. Every path in the settings is
 /// relative to the folder, so it can be moved. Run again, it adds what is
-/// missing and changes nothing that is there. With `owner` (the daemon's
-/// account), what it made is given to that account.
+/// missing and leaves the settings and template copies as they are. With
+/// `owner` (the daemon's account), the folder and everything listed here
+/// are given to that account, which the daemon runs as.
 pub fn init(
     dir: &Path,
     shipped_forms: &Path,
