@@ -4,7 +4,7 @@ CARGO ?= cargo
 OUT ?= out/demo
 BIN = target/release/todoke
 
-.PHONY: setup build demo test bench bench-watch bench-pages bench-digits bench-hostile train-digits lint samples
+.PHONY: setup build demo test deb test-deb bench bench-watch bench-pages bench-digits bench-hostile train-digits lint samples
 
 setup:
 	@bash scripts/setup.sh
@@ -19,6 +19,17 @@ demo: build
 
 test: setup
 	$(CARGO) test --release
+
+# The Debian package, target/debian/todoke_<version>_amd64.deb (cargo-deb,
+# pinned in scripts/deb.sh and installed on first use).
+deb: setup
+	@bash scripts/deb.sh
+
+# Builds the package, checks it with lintian, unpacks it into an empty root
+# and runs it from outside the checkout: init, run on the samples and watch
+# on a few must give make demo's records (about 3 minutes once built).
+test-deb: setup
+	bash scripts/test-deb.sh
 
 lint:
 	$(CARGO) fmt --all -- --check

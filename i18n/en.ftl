@@ -222,3 +222,8 @@ st-batch-closing = closing
 st-batch-published = published
 st-heartbeat = daemon heartbeat: { $at }
 st-never = never
+st-template-newer = newer template shipped: { $form } (shipped version { $shipped }, yours { $yours }); yours was not overwritten: compare { $shipped_path } with { $yours_path } and update yours by hand to adopt it
+
+## the ledger (todoke.db)
+
+ledger-newer-schema = the ledger { $path } was written by a newer todoke (its schema version { $found }; this todoke knows up to { $known }). It was left untouched: install the newer todoke again, or restore the ledger from its backup

@@ -218,3 +218,8 @@ st-batch-closing = 出力中
 st-batch-published = 出力済み
 st-heartbeat = デーモンの最終応答: { $at }
 st-never = なし
+st-template-newer = 新しい様式定義が同梱されています: { $form }（同梱 版{ $shipped }、使用中 版{ $yours }）。使用中のものは上書きしていません。{ $shipped_path } と { $yours_path } を見比べ、取り入れる場合はIT担当が使用中のものを更新してください
+
+## 台帳（todoke.db）
+
+ledger-newer-schema = 台帳 { $path } は新しい版の todoke で書かれています（台帳の版 { $found }、この todoke が扱えるのは版 { $known } まで）。台帳には手を加えていません。新しい版の todoke を入れ直すか、台帳をバックアップから戻してください

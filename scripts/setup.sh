@@ -27,14 +27,19 @@ if [ -n "$missing" ]; then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq $missing >/dev/null
 fi
 
-# pdfium: Debian has none; the pypdfium2 wheel carries a build of it.
-PDFIUM_WHEEL=pypdfium2-5.15.2-py3-none-manylinux_2_17_x86_64.manylinux2014_x86_64.whl
+# pdfium: Debian has none; the pypdfium2 wheel carries a build of it. Its
+# build number (pdfium-build.txt, what `todoke --version` prints) and the
+# licences of everything compiled into it (pdfium-licenses/, shipped in the
+# Debian package) are taken from the same wheel.
+PDFIUM_VERSION=5.15.2
+PDFIUM_WHEEL=pypdfium2-$PDFIUM_VERSION-py3-none-manylinux_2_17_x86_64.manylinux2014_x86_64.whl
 PDFIUM_SHA256="$(cat scripts/pdfium.sha256 | cut -d' ' -f1)"
-if [ ! -f "$DEPS/lib/libpdfium.so" ]; then
-  echo "setup: fetching pdfium from pypdfium2==5.15.2"
+if [ ! -f "$DEPS/lib/libpdfium.so" ] || [ ! -f "$DEPS/lib/pdfium-build.txt" ] \
+  || [ ! -f "$DEPS/pdfium-licenses/pdfium.txt" ]; then
+  echo "setup: fetching pdfium from pypdfium2==$PDFIUM_VERSION"
   tmp=$(mktemp -d)
   python3 -m pip download -q --no-deps --only-binary=:all: --platform manylinux_2_17_x86_64 \
-    pypdfium2==5.15.2 -d "$tmp"
+    pypdfium2==$PDFIUM_VERSION -d "$tmp"
   whl=$(ls "$tmp"/pypdfium2-*.whl)
   got=$(sha256sum "$whl" | cut -d' ' -f1)
   if [ -n "$PDFIUM_SHA256" ] && [ "$got" != "$PDFIUM_SHA256" ]; then
@@ -42,11 +47,29 @@ if [ ! -f "$DEPS/lib/libpdfium.so" ]; then
     exit 1
   fi
   mkdir -p "$DEPS/lib"
-  python3 - "$whl" "$DEPS/lib" <<'PY'
-import sys, zipfile
-z = zipfile.ZipFile(sys.argv[1])
-with z.open("pypdfium2_raw/libpdfium.so") as src, open(sys.argv[2] + "/libpdfium.so", "wb") as dst:
-    dst.write(src.read())
+  python3 - "$whl" "$DEPS" "$PDFIUM_VERSION" <<'PY'
+import json, os, shutil, sys, zipfile
+whl, deps, wheel_version = sys.argv[1:4]
+z = zipfile.ZipFile(whl)
+# Replaced by rename, never rewritten in place: a running todoke has it mapped.
+tmp = os.path.join(deps, "lib", ".libpdfium.so.new")
+with open(tmp, "wb") as dst:
+    dst.write(z.read("pypdfium2_raw/libpdfium.so"))
+os.replace(tmp, os.path.join(deps, "lib", "libpdfium.so"))
+v = json.loads(z.read("pypdfium2_raw/version.json"))
+with open(os.path.join(deps, "lib", "pdfium-build.txt"), "w") as f:
+    f.write(f"{v['major']}.{v['minor']}.{v['build']}.{v['patch']} (chromium/{v['build']}), "
+            f"from the pypdfium2 {wheel_version} wheel\n")
+# BUILD_LICENSES: pdfium's and those of the libraries built into it.
+prefix = f"pypdfium2-{wheel_version}.dist-info/licenses/BUILD_LICENSES/"
+lic = os.path.join(deps, "pdfium-licenses")
+shutil.rmtree(lic, ignore_errors=True)
+for name in z.namelist():
+    if name.startswith(prefix) and not name.endswith("/"):
+        to = os.path.join(lic, name[len(prefix):])
+        os.makedirs(os.path.dirname(to), exist_ok=True)
+        with open(to, "wb") as f:
+            f.write(z.read(name))
 PY
   rm -rf "$tmp"
 fi

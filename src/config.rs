@@ -14,6 +14,8 @@ pub struct Config {
     pub forms_dir: PathBuf,
     /// Digit model; empty means the shipped one.
     pub model: Option<PathBuf>,
+    /// The pdfium library; empty means the shipped one.
+    pub pdfium: Option<PathBuf>,
     pub register: RegisterMapping,
     pub output: OutputConfig,
     pub decode: DecodeConfig,
@@ -198,6 +200,7 @@ impl Default for Config {
         Config {
             forms_dir: default_forms_dir(),
             model: None,
+            pdfium: None,
             register: RegisterMapping::default(),
             output: OutputConfig::default(),
             decode: DecodeConfig::default(),
@@ -210,16 +213,9 @@ impl Default for Config {
     }
 }
 
-/// `forms/` beside the executable's install, else the source tree's.
+/// The shipped templates when `todoke.toml` names none (order in `paths`).
 pub fn default_forms_dir() -> PathBuf {
-    if let Some(p) = std::env::var_os("TODOKE_FORMS") {
-        return PathBuf::from(p);
-    }
-    let local = PathBuf::from("forms");
-    if local.join("pregnancy-notification.toml").exists() {
-        return local;
-    }
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("forms")
+    crate::paths::locate(crate::paths::Asset::Forms, None).path
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -255,9 +251,9 @@ impl Config {
         if c.forms_dir.is_relative() && text.contains("forms_dir") {
             c.forms_dir = base.join(&c.forms_dir);
         }
-        if let Some(m) = &c.model {
-            if m.is_relative() {
-                c.model = Some(base.join(m));
+        for p in [&mut c.model, &mut c.pdfium].into_iter().flatten() {
+            if p.is_relative() {
+                *p = base.join(&*p);
             }
         }
         let w = &mut c.watch;
@@ -283,8 +279,11 @@ pub const SETTINGS_TEMPLATE: &str = r#"# todoke settings. Relative paths are tak
 # Form templates (TOML) and their printable blanks.
 forms_dir = "@FORMS@"
 
-# Digit model; leave commented to use the shipped one.
+# Digit model and pdfium library; leave commented to use the shipped ones
+# (TODOKE_MODEL / TODOKE_PDFIUM, then /usr/share/todoke/models/digits.safetensors
+# and /usr/lib/todoke/libpdfium.so beside an installed /usr/bin/todoke).
 # model = "digits.safetensors"
+# pdfium = "/usr/lib/todoke/libpdfium.so"
 
 [watch]
 # One sub-folder per branch office; scanners drop files there.

@@ -939,22 +939,9 @@ fn render_page(
     Ok(bitmap.as_image().map_err(corrupt)?.into_luma8())
 }
 
-/// Where pdfium is looked for: `TODOKE_PDFIUM`, then beside the executable,
-/// then `/usr/local/lib/todoke`, then the source tree's `.deps/lib`.
+/// The shipped pdfium when `todoke.toml` names none (order in `paths`).
 pub fn pdfium_library_path() -> PathBuf {
-    if let Some(p) = std::env::var_os("TODOKE_PDFIUM") {
-        return PathBuf::from(p);
-    }
-    let mut candidates = Vec::new();
-    if let Ok(exe) = std::env::current_exe() {
-        if let Some(dir) = exe.parent() {
-            candidates.push(dir.join("libpdfium.so"));
-        }
-    }
-    candidates.push(PathBuf::from("/usr/local/lib/todoke/libpdfium.so"));
-    let dev = Path::new(env!("CARGO_MANIFEST_DIR")).join(".deps/lib/libpdfium.so");
-    candidates.push(dev.clone());
-    candidates.into_iter().find(|p| p.exists()).unwrap_or(dev)
+    crate::paths::locate(crate::paths::Asset::Pdfium, None).path
 }
 
 #[cfg(test)]

@@ -224,7 +224,7 @@ pub fn private_file(path: &Path, bytes: &[u8]) -> Result<(), EmitError> {
 
 /// Copies a regular file (never through a link) to an owner-only file,
 /// in pieces, and flushes it to disk.
-fn private_copy(src: &Path, to: &Path) -> Result<(), EmitError> {
+pub fn private_copy(src: &Path, to: &Path) -> Result<(), EmitError> {
     use std::os::unix::fs::OpenOptionsExt;
     let mut from = crate::intake::open_regular(src).map_err(io_err(src))?;
     let mut f = std::fs::OpenOptions::new()

@@ -93,7 +93,40 @@ pub enum LedgerError {
     },
     #[error("ledger: batch {0} is not being closed")]
     NoSuchBatch(String),
+    /// Written by a newer todoke: opening it would let this one write rows
+    /// the newer schema does not expect, so it is left untouched.
+    #[error("ledger {path} has schema version {found}, newer than the {known} this todoke knows: install that todoke again (or a newer one), or restore the ledger from its backup")]
+    NewerSchema {
+        path: PathBuf,
+        found: i64,
+        known: i64,
+    },
+    #[error(
+        "ledger {path}: migrating schema {from} to {to} failed, nothing was changed: {source}"
+    )]
+    Migrate {
+        path: PathBuf,
+        from: i64,
+        to: i64,
+        source: rusqlite::Error,
+    },
 }
+
+/// One step of the ledger's schema: the SQL that takes a ledger from the
+/// version before `to` up to `to`.
+#[derive(Debug, Clone, Copy)]
+pub struct Migration {
+    pub to: i64,
+    pub sql: &'static str,
+}
+
+/// The schema this todoke writes, kept in SQLite's `PRAGMA user_version`.
+/// Ledgers written before versions were kept read 0 and already hold
+/// SCHEMA's tables, which its `IF NOT EXISTS` leaves as they are. A later
+/// change appends a step (`ALTER TABLE …`) rather than editing SCHEMA's.
+pub const SCHEMA_VERSION: i64 = 1;
+
+pub const MIGRATIONS: &[Migration] = &[Migration { to: 1, sql: SCHEMA }];
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -209,8 +242,15 @@ fn stored_record(
 }
 
 impl Ledger {
-    /// Opens (creating if needed) the ledger, readable by its owner only.
+    /// Opens (creating if needed) the ledger, readable by its owner only,
+    /// bringing an older schema up to this todoke's in one transaction and
+    /// refusing a newer one.
     pub fn open(path: &Path) -> Result<Ledger, LedgerError> {
+        Ledger::open_with(path, MIGRATIONS)
+    }
+
+    /// `open` with the schema steps given: tests play a later todoke.
+    pub fn open_with(path: &Path, migrations: &[Migration]) -> Result<Ledger, LedgerError> {
         let err = |source| LedgerError::Open {
             path: path.to_path_buf(),
             source,
@@ -218,7 +258,7 @@ impl Ledger {
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir).ok();
         }
-        let conn = Connection::open(path).map_err(err)?;
+        let mut conn = Connection::open(path).map_err(err)?;
         {
             use std::os::unix::fs::PermissionsExt;
             std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).ok();
@@ -231,7 +271,7 @@ impl Ledger {
             .map_err(err)?;
         conn.busy_timeout(std::time::Duration::from_secs(30))
             .map_err(err)?;
-        conn.execute_batch(SCHEMA).map_err(err)?;
+        migrate(&mut conn, path, migrations)?;
         conn.execute(
             "INSERT OR IGNORE INTO meta(key, value) VALUES ('created', ?1)",
             params![now()],
@@ -253,6 +293,14 @@ impl Ledger {
             | rusqlite::OpenFlags::SQLITE_OPEN_URI;
         let conn = Connection::open_with_flags(path, flags).map_err(err)?;
         conn.busy_timeout(wait).map_err(err)?;
+        let found = user_version(&conn).map_err(err)?;
+        if found > SCHEMA_VERSION {
+            return Err(LedgerError::NewerSchema {
+                path: path.to_path_buf(),
+                found,
+                known: SCHEMA_VERSION,
+            });
+        }
         conn.pragma_update(None, "synchronous", "FULL")
             .map_err(err)?;
         Ok(Ledger { conn })
@@ -931,6 +979,56 @@ impl Ledger {
     }
 }
 
+fn user_version(conn: &Connection) -> rusqlite::Result<i64> {
+    conn.query_row("PRAGMA user_version", [], |r| r.get(0))
+}
+
+/// Brings the ledger at `path` to the last of `migrations`: every missing
+/// step and the new version number in one transaction, so a failed step
+/// (or a kill) leaves the ledger exactly as the older todoke wrote it.
+fn migrate(
+    conn: &mut Connection,
+    path: &Path,
+    migrations: &[Migration],
+) -> Result<(), LedgerError> {
+    let known = migrations.last().map_or(0, |m| m.to);
+    let newer = |found| LedgerError::NewerSchema {
+        path: path.to_path_buf(),
+        found,
+        known,
+    };
+    // Read without a lock first: opening an up-to-date ledger, as every
+    // reader thread and `todoke status` does, must not queue for writing.
+    let found = user_version(conn)?;
+    if found > known {
+        return Err(newer(found));
+    }
+    if found == known {
+        return Ok(());
+    }
+    let tx = write(conn)?;
+    // Another process may have migrated it meanwhile.
+    let from = user_version(&tx)?;
+    if from > known {
+        return Err(newer(from));
+    }
+    for m in migrations.iter().filter(|m| m.to > from) {
+        tx.execute_batch(m.sql)
+            .map_err(|source| LedgerError::Migrate {
+                path: path.to_path_buf(),
+                from,
+                to: m.to,
+                source,
+            })?;
+    }
+    tx.pragma_update(None, "user_version", known)?;
+    tx.commit()?;
+    if from > 0 {
+        tracing::info!(from, to = known, "ledger schema migrated");
+    }
+    Ok(())
+}
+
 /// A write transaction that takes the write lock at its start. A deferred
 /// one that reads first and then writes fails at once with SQLITE_BUSY
 /// (no busy wait) when another connection, a reader thread or the daemon,
@@ -1123,5 +1221,115 @@ mod tests {
         assert_eq!(records[1].status, PageStatus::Validated);
         l.publish("b2").unwrap();
         assert_eq!(l.status().unwrap().by_state.get("mismatch"), Some(&1));
+    }
+
+    fn column_names(path: &Path, table: &str) -> Vec<String> {
+        let c = Connection::open(path).unwrap();
+        let mut st = c.prepare(&format!("PRAGMA table_info({table})")).unwrap();
+        let names = st.query_map([], |r| r.get::<_, String>(1)).unwrap();
+        names.map(Result::unwrap).collect()
+    }
+
+    fn version_of(path: &Path) -> i64 {
+        user_version(&Connection::open(path).unwrap()).unwrap()
+    }
+
+    /// A ledger the current todoke wrote, with one scan read and batched.
+    fn current_ledger(path: &Path) {
+        let mut l = Ledger::open(path).unwrap();
+        let Received::New(id) = l
+            .receive("sha-a", "honcho", "honcho/a.png", "honcho/1-a.png")
+            .unwrap()
+        else {
+            panic!("new scan")
+        };
+        l.store_read(id, &[page("honcho/a.png", PageStatus::Validated, "0012")])
+            .unwrap();
+        l.open_batch("b1").unwrap();
+        l.publish("b1").unwrap();
+    }
+
+    #[test]
+    fn a_next_version_migrates_this_ledger_and_this_version_refuses_it_after() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("todoke.db");
+        current_ledger(&path);
+        assert_eq!(version_of(&path), SCHEMA_VERSION);
+        // The next todoke adds a column with a default for the rows it finds.
+        let mut next = MIGRATIONS.to_vec();
+        next.push(Migration {
+            to: SCHEMA_VERSION + 1,
+            sql: "ALTER TABLE scans ADD COLUMN pages_expected INTEGER;
+                  UPDATE scans SET pages_expected = 1;",
+        });
+        let l = Ledger::open_with(&path, &next).unwrap();
+        assert_eq!(version_of(&path), SCHEMA_VERSION + 1);
+        assert!(column_names(&path, "scans").contains(&"pages_expected".to_string()));
+        let filled: i64 = l
+            .conn
+            .query_row("SELECT pages_expected FROM scans", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(filled, 1);
+        // What the older todoke wrote reads as before.
+        let st = l.status().unwrap();
+        assert_eq!(st.by_state.get("in_batch"), Some(&1));
+        assert_eq!(st.last_batch.unwrap().id, "b1");
+        drop(l);
+        // Opened again by the next version: nothing to do.
+        Ledger::open_with(&path, &next).unwrap();
+        // This todoke now meets a schema newer than it knows: it refuses,
+        // by both doors, and changes nothing.
+        for refused in [
+            Ledger::open(&path).err(),
+            Ledger::open_existing(&path, std::time::Duration::from_secs(1)).err(),
+        ] {
+            match refused {
+                Some(LedgerError::NewerSchema { found, known, .. }) => {
+                    assert_eq!((found, known), (SCHEMA_VERSION + 1, SCHEMA_VERSION))
+                }
+                other => panic!("{other:?}"),
+            }
+        }
+        assert_eq!(version_of(&path), SCHEMA_VERSION + 1);
+    }
+
+    #[test]
+    fn a_failed_step_leaves_the_ledger_as_the_older_todoke_wrote_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("todoke.db");
+        current_ledger(&path);
+        let mut next = MIGRATIONS.to_vec();
+        next.push(Migration {
+            to: SCHEMA_VERSION + 1,
+            sql: "ALTER TABLE scans ADD COLUMN pages_expected INTEGER;",
+        });
+        next.push(Migration {
+            to: SCHEMA_VERSION + 2,
+            sql: "ALTER TABLE no_such_table ADD COLUMN x INTEGER;",
+        });
+        match Ledger::open_with(&path, &next) {
+            Err(LedgerError::Migrate { from, to, .. }) => {
+                assert_eq!((from, to), (SCHEMA_VERSION, SCHEMA_VERSION + 2))
+            }
+            other => panic!("{:?}", other.err()),
+        }
+        assert_eq!(version_of(&path), SCHEMA_VERSION);
+        assert!(!column_names(&path, "scans").contains(&"pages_expected".to_string()));
+        let l = Ledger::open(&path).unwrap();
+        assert_eq!(l.status().unwrap().by_state.get("in_batch"), Some(&1));
+    }
+
+    #[test]
+    fn a_ledger_from_before_schema_versions_is_taken_up_as_version_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("todoke.db");
+        current_ledger(&path);
+        Connection::open(&path)
+            .unwrap()
+            .pragma_update(None, "user_version", 0)
+            .unwrap();
+        let l = Ledger::open(&path).unwrap();
+        assert_eq!(version_of(&path), SCHEMA_VERSION);
+        assert_eq!(l.status().unwrap().by_state.get("in_batch"), Some(&1));
     }
 }

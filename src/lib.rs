@@ -16,6 +16,7 @@ pub mod intake;
 pub mod ledger;
 pub mod matching;
 pub mod names;
+pub mod paths;
 pub mod pdfwrite;
 pub mod pipeline;
 pub mod progress;

@@ -10,15 +10,20 @@ use todoke::i18n::{ta, Lang};
 #[derive(Parser)]
 #[command(
     name = "todoke",
-    version,
-    about = "Scanned health forms in, validated core-system batches out"
+    about = "Scanned health forms in, validated core-system batches out",
+    disable_version_flag = true,
+    arg_required_else_help = true
 )]
 struct Cli {
     /// Log as JSON lines instead of text (logs never carry personal data).
     #[arg(long, global = true)]
     log_json: bool,
+    /// Print the version, and the forms, digit model and pdfium this todoke
+    /// uses (where each was found, its versions or sha256).
+    #[arg(short = 'V', long)]
+    version: bool,
     #[command(subcommand)]
-    command: Command,
+    command: Option<Command>,
 }
 
 #[derive(Subcommand)]
@@ -82,12 +87,17 @@ enum Command {
         #[command(subcommand)]
         command: BenchCommand,
     },
-    /// Create a working folder: DIR/todoke.toml, DIR/inbox/<branch>/, DIR/out/.
+    /// Create a working folder: DIR/todoke.toml, a copy of the shipped templates in
+    /// DIR/forms/, DIR/inbox/<branch>/, DIR/out/, DIR/work/, the ledger.
     Init {
         dir: PathBuf,
-        /// Form templates the settings point at (default: the shipped ones).
+        /// Templates to copy into DIR/forms/ (default: the shipped ones).
         #[arg(long)]
         forms_dir: Option<PathBuf>,
+        /// Account to give the folder to (default, when run as root: `todoke`,
+        /// the daemon's account the package makes, if it exists).
+        #[arg(long)]
+        owner: Option<String>,
     },
     /// Watch every branch inbox, read each scan once it is complete, close batches on schedule.
     Watch {
@@ -241,8 +251,20 @@ enum BenchCommand {
 
 fn main() {
     let cli = Cli::parse();
+    let command = match (cli.version, cli.command) {
+        (true, _) => {
+            print!("{}", todoke::paths::Inventory::gather().text());
+            return;
+        }
+        (false, Some(c)) => c,
+        (false, None) => {
+            // arg_required_else_help covers a bare `todoke`; this is `todoke --log-json`.
+            let _ = <Cli as clap::CommandFactory>::command().print_help();
+            std::process::exit(2);
+        }
+    };
     // The daemon reports what it takes and reads; one-shot commands only warn.
-    let (json, level) = match &cli.command {
+    let (json, level) = match &command {
         Command::Watch { config } | Command::Review { config, .. } => (
             todoke::config::Config::load(config).is_ok_and(|c| c.log.format == "json"),
             "info",
@@ -250,10 +272,50 @@ fn main() {
         _ => (false, "warn"),
     };
     init_logging(cli.log_json || json, level);
-    if let Err(e) = dispatch(cli.command) {
-        eprintln!("todoke: {e:#}");
+    let lang = staff_lang(&command);
+    if let Err(e) = dispatch(command) {
+        match staff_message(&e, lang) {
+            Some(text) => eprintln!("todoke: {text}"),
+            None => eprintln!("todoke: {e:#}"),
+        }
         std::process::exit(1);
     }
+}
+
+/// The language staff read for this command: its `--lang`, else the
+/// settings' `[ui] lang`, else Japanese.
+fn staff_lang(command: &Command) -> Lang {
+    let (config, lang) = match command {
+        Command::Run { config, lang, .. } => (config.as_deref(), *lang),
+        Command::Status { config, lang }
+        | Command::Review { config, lang, .. }
+        | Command::Batch {
+            command: BatchCommand::Close { config, lang },
+        } => (Some(config.as_path()), *lang),
+        Command::Watch { config } | Command::Audit { config, .. } => (Some(config.as_path()), None),
+        Command::Tally { config, .. } => (config.as_deref(), None),
+        _ => (None, None),
+    };
+    lang.or_else(|| Some(todoke::config::Config::load(config?).ok()?.ui.lang))
+        .unwrap_or_default()
+}
+
+/// Errors staff may meet and must understand, in their language; the rest
+/// are for IT and stay as the error says.
+fn staff_message(e: &anyhow::Error, lang: Lang) -> Option<String> {
+    use todoke::ledger::LedgerError;
+    e.chain().find_map(|cause| match ledger_error(cause)? {
+        LedgerError::NewerSchema { path, found, known } => Some(ta(
+            lang,
+            "ledger-newer-schema",
+            &[
+                ("path", path.display().to_string().into()),
+                ("found", (*found).into()),
+                ("known", (*known).into()),
+            ],
+        )),
+        _ => None,
+    })
 }
 
 fn init_logging(json: bool, level: &str) {
@@ -458,19 +520,47 @@ fn dispatch(command: Command) -> anyhow::Result<()> {
                 done.files,
             );
         }
-        Command::Init { dir, forms_dir } => {
+        Command::Init {
+            dir,
+            forms_dir,
+            owner,
+        } => {
             let forms = forms_dir.unwrap_or_else(todoke::config::default_forms_dir);
             let forms = std::fs::canonicalize(&forms)
                 .with_context(|| format!("form templates {}", forms.display()))?;
-            let settings = todoke::watch::init(&dir, &forms)?;
-            println!("settings: {}", settings.display());
+            // As root, the folder is for the daemon, which runs as `todoke`.
+            let owner = owner.or_else(|| {
+                let root = unsafe { libc::geteuid() } == 0;
+                (root && todoke::watch::system_user("todoke").is_some()).then(|| "todoke".into())
+            });
+            let made = todoke::watch::init(&dir, &forms, owner.as_deref())?;
+            println!("settings: {}", made.settings.display());
+            println!(
+                "forms: {} ({} copied from {}, {} already there kept)",
+                made.forms.display(),
+                made.copied,
+                forms.display(),
+                made.kept
+            );
+            if let Some(o) = &made.owner {
+                println!("owner: {o}");
+            }
             println!(
                 "next: put the register export where [watch] register says, then run\n  todoke watch --config {}",
-                settings.display()
+                made.settings.display()
             );
         }
         Command::Watch { config } => {
             let cfg = load_settings(&config)?;
+            let model = todoke::paths::locate(todoke::paths::Asset::Model, cfg.model.as_deref());
+            let pdfium = todoke::paths::locate(todoke::paths::Asset::Pdfium, cfg.pdfium.as_deref());
+            tracing::info!(
+                version = env!("CARGO_PKG_VERSION"),
+                forms = %cfg.forms_dir.display(),
+                model = %model.path.display(),
+                pdfium = %pdfium.path.display(),
+                "starting"
+            );
             let reader = load_reader(cfg.model.clone())?;
             let engine = todoke::pipeline::Engine::new(&cfg, &cfg.watch.register, &reader)?;
             let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
@@ -602,6 +692,27 @@ fn dispatch(command: Command) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// The ledger's error inside a stage's error that wraps it transparently
+/// (and so hides it from the error's chain).
+fn ledger_error<'e>(
+    cause: &'e (dyn std::error::Error + 'static),
+) -> Option<&'e todoke::ledger::LedgerError> {
+    use todoke::{serve::ServeError, tally::TallyError, watch::WatchError};
+    if let Some(l) = cause.downcast_ref() {
+        return Some(l);
+    }
+    match (
+        cause.downcast_ref::<WatchError>(),
+        cause.downcast_ref::<ServeError>(),
+        cause.downcast_ref::<TallyError>(),
+    ) {
+        (Some(WatchError::Ledger(l)), _, _)
+        | (_, Some(ServeError::Ledger(l)), _)
+        | (_, _, Some(TallyError::Ledger(l))) => Some(l),
+        _ => None,
+    }
 }
 
 fn load_settings(path: &std::path::Path) -> anyhow::Result<todoke::config::Config> {

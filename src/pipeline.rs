@@ -95,7 +95,7 @@ impl<'r> Engine<'r> {
         if register.people.is_empty() {
             tracing::warn!("the register has no rows: every page will go to staff");
         }
-        let pdf = PdfRenderer::start(&decode::pdfium_library_path());
+        let pdf = PdfRenderer::start(&pdfium_path(config));
         if let Err(e) = pdf.available() {
             tracing::warn!("PDF scans will be quarantined: {e}");
         }
@@ -519,7 +519,7 @@ pub fn export_cells(
     out: &Path,
 ) -> Result<CellExport, RunError> {
     let templates = template::load_dir(&config.forms_dir)?;
-    let pdf = PdfRenderer::start(&decode::pdfium_library_path());
+    let pdf = PdfRenderer::start(&pdfium_path(config));
     let limits = config.decode.limits();
     emit::private_dir(out)?;
     let mut done = CellExport::default();
@@ -599,6 +599,11 @@ pub fn peak_rss_mb() -> Option<f64> {
 }
 
 /// Reads the default settings file if `path` is None.
+/// `pdfium` of the settings, else the shipped library.
+fn pdfium_path(config: &Config) -> PathBuf {
+    crate::paths::locate(crate::paths::Asset::Pdfium, config.pdfium.as_deref()).path
+}
+
 pub fn load_config(path: Option<&Path>) -> anyhow::Result<Config> {
     Ok(match path {
         Some(p) => Config::load(p)?,

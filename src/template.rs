@@ -728,6 +728,73 @@ pub fn load_dir(dir: &Path) -> Result<Vec<Template>, TemplateError> {
     Ok(out)
 }
 
+/// A template's id and version, read without checking the rest: enough to
+/// tell a city's copy from the one a newer todoke ships, even when the
+/// city's no longer loads.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TemplateHead {
+    pub id: String,
+    pub version: String,
+    pub path: PathBuf,
+}
+
+/// Every `*.toml` head in `dir`, by file name; files whose head does not
+/// parse are left out (`load_dir` reports them).
+pub fn heads(dir: &Path) -> Result<Vec<TemplateHead>, TemplateError> {
+    #[derive(Deserialize)]
+    struct Head {
+        id: String,
+        version: String,
+    }
+    let entries = std::fs::read_dir(dir).map_err(|source| TemplateError::Io {
+        path: dir.to_path_buf(),
+        source,
+    })?;
+    let mut paths: Vec<PathBuf> = entries
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|e| e == "toml"))
+        .collect();
+    paths.sort();
+    Ok(paths
+        .into_iter()
+        .filter_map(|path| {
+            let text = std::fs::read_to_string(&path).ok()?;
+            let h: Head = toml::from_str(&text).ok()?;
+            Some(TemplateHead {
+                id: h.id,
+                version: h.version,
+                path,
+            })
+        })
+        .collect())
+}
+
+/// Whether version `a` is later than `b`: dot-separated numbers compared
+/// as numbers (`"10" > "9"`, `"1.2" > "1"`); anything else by text.
+pub fn version_later(a: &str, b: &str) -> bool {
+    let nums =
+        |v: &str| -> Option<Vec<u64>> { v.trim().split('.').map(|p| p.parse().ok()).collect() };
+    match (nums(a), nums(b)) {
+        (Some(x), Some(y)) => x > y,
+        _ => a.trim() > b.trim(),
+    }
+}
+
+/// Shipped templates later than the city's copy of the same form, each with
+/// that copy: an upgrade says so instead of overwriting a city's forms.
+pub fn newer_shipped(
+    shipped: &[TemplateHead],
+    yours: &[TemplateHead],
+) -> Vec<(TemplateHead, TemplateHead)> {
+    shipped
+        .iter()
+        .filter_map(|s| {
+            let y = yours.iter().find(|y| y.id == s.id)?;
+            version_later(&s.version, &y.version).then(|| (s.clone(), y.clone()))
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -768,5 +835,41 @@ mod tests {
         };
         let xs: Vec<f64> = row.rects().iter().map(|r| r.x).collect();
         assert_eq!(xs, vec![10.0, 16.0, 26.0, 32.0]);
+    }
+
+    #[test]
+    fn later_versions_are_compared_as_numbers() {
+        assert!(version_later("2", "1"));
+        assert!(version_later("10", "9"));
+        assert!(version_later("1.1", "1"));
+        assert!(!version_later("1", "1"));
+        assert!(!version_later("1", "2"));
+        assert!(!version_later("1.0", "1.0"));
+    }
+
+    #[test]
+    fn a_newer_shipped_template_is_found_beside_the_citys_copy() {
+        let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("forms");
+        let shipped = heads(&repo).unwrap();
+        let ids: Vec<_> = shipped.iter().map(|h| h.id.as_str()).collect();
+        assert_eq!(ids, ["infant-checkup", "pregnancy-notification"]);
+        let dir = tempfile::tempdir().unwrap();
+        for h in &shipped {
+            std::fs::copy(&h.path, dir.path().join(h.path.file_name().unwrap())).unwrap();
+        }
+        assert!(newer_shipped(&shipped, &heads(dir.path()).unwrap()).is_empty());
+        // The city's copy of one form is older than what ships.
+        let theirs = dir.path().join("pregnancy-notification.toml");
+        let text = std::fs::read_to_string(&theirs).unwrap();
+        let shipped_version = format!("version = \"{}\"", shipped[1].version);
+        assert!(text.contains(&shipped_version));
+        std::fs::write(&theirs, text.replace(&shipped_version, "version = \"0\"")).unwrap();
+        let newer = newer_shipped(&shipped, &heads(dir.path()).unwrap());
+        assert_eq!(newer.len(), 1);
+        assert_eq!(newer[0].0.id, "pregnancy-notification");
+        assert_eq!(newer[0].1.version, "0");
+        assert_eq!(newer[0].1.path, theirs);
+        // The whole template still loads: only the version differs.
+        Template::load(&theirs).unwrap();
     }
 }

@@ -17,6 +17,7 @@ use crate::intake::{self, QuietTracker, Scan};
 use crate::ledger::{Ledger, LedgerError, PendingScan, Received};
 use crate::matching::{self, Register};
 use crate::pipeline::{Engine, FileOutcome};
+use crate::template;
 use chrono::{Datelike, NaiveDateTime, NaiveTime, Weekday};
 use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
@@ -50,6 +51,20 @@ pub struct Closed {
     pub summary: emit::BatchSummary,
 }
 
+/// What `todoke init` made of a working folder.
+#[derive(Debug, Clone)]
+pub struct Initialised {
+    pub settings: PathBuf,
+    /// The folder's own copy of the templates (`forms_dir = "forms"`).
+    pub forms: PathBuf,
+    /// Template files copied there; files already there are left as the
+    /// city adapted them.
+    pub copied: usize,
+    pub kept: usize,
+    /// The account the folder was given to (the daemon's), if any.
+    pub owner: Option<String>,
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum WatchError {
     #[error(transparent)]
@@ -75,6 +90,8 @@ pub enum WatchError {
     /// counts the try (see `MAX_TRIES`).
     #[error("the reader crashed on {file}")]
     ReaderPanicked { file: String },
+    #[error("no account named {0:?} on this machine (the package makes `todoke`)")]
+    NoSuchUser(String),
 }
 
 fn io(path: &Path) -> impl Fn(std::io::Error) -> WatchError + '_ {
@@ -1024,13 +1041,63 @@ fn move_file(from: &Path, to: &Path) -> Result<bool, WatchError> {
     Ok(renamed)
 }
 
-/// Creates a working folder: settings, one inbox per branch, output.
-pub fn init(dir: &Path, forms_dir: &Path) -> Result<PathBuf, WatchError> {
-    let settings = dir.join("todoke.toml");
+/// Files of a forms folder that are templates or their printable blanks
+/// (not the generator script a checkout also holds).
+fn is_form_file(p: &Path) -> bool {
+    p.extension()
+        .is_some_and(|e| ["toml", "pdf", "png", "md"].iter().any(|x| e == *x))
+}
+
+/// Creates a working folder: settings, its own copy of the shipped
+/// templates in `forms/` (a city adapts its forms there; an upgrade never
+/// writes into it, `todoke status` says when newer ones ship), one inbox
+/// per branch, output, work area and ledger. Every path in the settings is
+/// relative to the folder, so it can be moved. Run again, it adds what is
+/// missing and leaves the settings and template copies as they are. With
+/// `owner` (the daemon's account), the folder and everything listed here
+/// are given to that account, which the daemon runs as.
+pub fn init(
+    dir: &Path,
+    shipped_forms: &Path,
+    owner: Option<&str>,
+) -> Result<Initialised, WatchError> {
+    let account = match owner {
+        Some(name) => Some((
+            name,
+            system_user(name).ok_or_else(|| WatchError::NoSuchUser(name.into()))?,
+        )),
+        None => None,
+    };
+    let mut made: Vec<PathBuf> = Vec::new();
     std::fs::create_dir_all(dir).map_err(io(dir))?;
+    made.push(dir.to_path_buf());
+    let settings = dir.join("todoke.toml");
     if !settings.exists() {
-        std::fs::write(&settings, crate::config::settings_text(forms_dir))
-            .map_err(io(&settings))?;
+        emit::private_file(
+            &settings,
+            crate::config::settings_text(Path::new("forms")).as_bytes(),
+        )?;
+    }
+    made.push(settings.clone());
+    let forms = dir.join("forms");
+    emit::private_dir(&forms)?;
+    made.push(forms.clone());
+    let (mut copied, mut kept) = (0, 0);
+    let mut shipped: Vec<PathBuf> = std::fs::read_dir(shipped_forms)
+        .map_err(io(shipped_forms))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.is_file() && is_form_file(p))
+        .collect();
+    shipped.sort();
+    for src in shipped {
+        let to = forms.join(src.file_name().unwrap_or_default());
+        if to.exists() {
+            kept += 1;
+            continue;
+        }
+        emit::private_copy(&src, &to)?;
+        made.push(to);
+        copied += 1;
     }
     let config = Config::load(&settings).map_err(|e| WatchError::Io {
         path: settings.clone(),
@@ -1039,13 +1106,62 @@ pub fn init(dir: &Path, forms_dir: &Path) -> Result<PathBuf, WatchError> {
     for b in &config.watch.branches {
         let d = config.watch.inbox.join(b);
         std::fs::create_dir_all(&d).map_err(io(&d))?;
+        made.push(d);
     }
+    made.push(config.watch.inbox.clone());
     for d in [&config.watch.out, &config.watch.work] {
-        std::fs::create_dir_all(d).map_err(io(d))?;
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(d, std::fs::Permissions::from_mode(0o700)).map_err(io(d))?;
+        emit::private_dir(d)?;
+        made.push(d.clone());
     }
-    Ok(settings)
+    // Made here rather than at the daemon's first start, so that a
+    // `todoke status` run by root before then does not create it as root's.
+    drop(Ledger::open(&config.watch.state)?);
+    made.push(config.watch.state.clone());
+    if let Some((_, (uid, gid))) = account {
+        for p in &made {
+            std::os::unix::fs::lchown(p, Some(uid), Some(gid)).map_err(io(p))?;
+        }
+    }
+    Ok(Initialised {
+        settings,
+        forms,
+        copied,
+        kept,
+        owner: account.map(|(name, _)| name.to_string()),
+    })
+}
+
+/// The uid and gid of a local account.
+pub fn system_user(name: &str) -> Option<(u32, u32)> {
+    let c = std::ffi::CString::new(name).ok()?;
+    // getpwnam's record is static and overwritten by the next call; the
+    // two numbers are copied out at once.
+    let pw = unsafe { libc::getpwnam(c.as_ptr()) };
+    if pw.is_null() {
+        return None;
+    }
+    let pw = unsafe { &*pw };
+    Some((pw.pw_uid, pw.pw_gid))
+}
+
+/// Templates shipped with this todoke later than the working folder's
+/// copies of the same forms (none when the settings use the shipped ones).
+pub fn newer_templates(config: &Config) -> Vec<(template::TemplateHead, template::TemplateHead)> {
+    let shipped = crate::paths::locate(crate::paths::Asset::Forms, None);
+    let same = |a: &Path, b: &Path| match (a.canonicalize(), b.canonicalize()) {
+        (Ok(a), Ok(b)) => a == b,
+        _ => false,
+    };
+    if shipped.origin == crate::paths::Origin::Missing || same(&shipped.path, &config.forms_dir) {
+        return Vec::new();
+    }
+    match (
+        template::heads(&shipped.path),
+        template::heads(&config.forms_dir),
+    ) {
+        (Ok(s), Ok(y)) => template::newer_shipped(&s, &y),
+        _ => Vec::new(),
+    }
 }
 
 /// What `todoke status` prints.
@@ -1181,6 +1297,23 @@ pub fn status_text(config: &Config, lang: Lang) -> Result<String, WatchError> {
         "{}",
         ta(lang, "st-heartbeat", &[("at", heartbeat.into())])
     );
+    for (shipped, yours) in newer_templates(config) {
+        let _ = writeln!(
+            out,
+            "{}",
+            ta(
+                lang,
+                "st-template-newer",
+                &[
+                    ("form", shipped.id.as_str().into()),
+                    ("shipped", shipped.version.as_str().into()),
+                    ("yours", yours.version.as_str().into()),
+                    ("shipped_path", shipped.path.display().to_string().into()),
+                    ("yours_path", yours.path.display().to_string().into()),
+                ]
+            )
+        );
+    }
     Ok(out)
 }
 

@@ -322,7 +322,7 @@ fn names_never_stop_the_daemon() {
             .is_empty(),
         "every file is taken"
     );
-    common::wait_until_read(&work, 6);
+    common::wait_until_read(&work, 2 + emoji.len() as i64);
     let batch = common::close_batch(&settings);
     assert!(batch.join("READY").exists());
     common::terminate(daemon);

@@ -187,11 +187,9 @@ pub struct CnnReader {
     info: ReaderInfo,
 }
 
-/// `TODOKE_MODEL`, else the model shipped in the source tree.
+/// The shipped model when `todoke.toml` names none (order in `paths`).
 pub fn default_model_path() -> PathBuf {
-    std::env::var_os("TODOKE_MODEL")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("models/digits.safetensors"))
+    crate::paths::locate(crate::paths::Asset::Model, None).path
 }
 
 /// Prefix of member `i`'s tensors in an ensemble file.
