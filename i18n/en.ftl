@@ -173,6 +173,7 @@ report-heading = todoke batch { $id }
 report-quarantined = Quarantined files (could not be read)
 report-needs-staff = Pages that need staff ({ $n })
 report-detail = Detail (for IT): { $detail }
+page-image-caption = What registration saw on this page: blue = where each corner mark was searched, green = marks found and the form code read, red = marks not found or a code that names no form, purple = placed from the other marks. Numbers: offset in mm from where the other three marks put each one.
 report-candidates = Register candidates:
 
 ## mismatches.csv headers
@@ -227,3 +228,84 @@ st-template-newer = newer template shipped: { $form } (shipped version { $shippe
 ## the ledger (todoke.db)
 
 ledger-newer-schema = the ledger { $path } was written by a newer todoke (its schema version { $found }; this todoke knows up to { $known }). It was left untouched: install the newer todoke again, or restore the ledger from its backup
+
+## todoke explain (explain.txt and the line it prints; for IT and template authors)
+
+ex-title = todoke explain — { $file } page { $page }
+ex-sha = file sha256: { $sha }
+ex-outcome = outcome: { $status }
+ex-reasons = why staff must look:
+ex-no-page = this file has no page { $page } (it has { $pages }).
+ex-file-failed = the file as a whole could not be read (it is quarantined): { $reason }
+ex-failed-at = stopped at stage: { $stage }.
+ex-error = error: { $code } — { $message }
+ex-evidence = evidence: { $evidence }
+ex-stage-decode = 1. decode
+ex-stage-register = 2. register
+ex-stage-read = 3. read
+ex-stage-validate = 4. validate
+ex-stage-match = 5. match against the register
+ex-decoded = { $width }×{ $height } px, about { $dpi } dpi ({ $source })
+ex-dpi-marks = from the spacing of the registration marks
+ex-dpi-size = from the image size and the paper size
+ex-levels = paper grey { $paper }, ink grey { $ink }, ink below { $threshold }
+ex-blank = no ink at all (blank page).
+ex-attempt = tried the geometry of form { $form } (scale guessed from the image size: { $ppm } px/mm):
+ex-mark-found = { $corner }: found at ({ $x }, { $y }) px; { $residual } mm from where the other three marks put it
+ex-mark-covered = { $corner }: not found; placed at ({ $x }, { $y }) px from the other three; visible ink outside it: { $residual }
+ex-mark-missing = { $corner }: not found in the searched square ({ $x0 }, { $y0 })–({ $x1 }, { $y1 }) px
+ex-residual-none = none (no ink visible)
+ex-scale = scale from the marks { $scale } (0.85 to 1.15 accepted)
+ex-idcode = id code ({ $way }): { $bits } → { $code }
+ex-idcode-none = not a form code
+ex-way-upright = upright
+ex-way-turned = upside down
+ex-registered = form "{ $title }" ({ $form }), side { $side }, { $way }, { $ppm } px/mm
+ex-side-not-read = this side is not read (skipped).
+ex-covered = the { $corner } mark was hidden: placed from the other three and the id code.
+ex-bilevel = black-and-white scan: { $yes }
+ex-yes = yes
+ex-no = no
+ex-field = "{ $label }" ({ $id }): value { $value }, confidence { $conf } (threshold { $threshold }), { $status }
+ex-cells = cells (reading confidence): { $cells }
+ex-box = box "{ $label }": { $state } (confidence { $conf }), ink { $ink }, faint { $faint }, enclosure { $enclosure }{ $unjudgeable }
+ex-box-unjudgeable = , paper and border indistinguishable: cannot be judged
+ex-state-empty = empty
+ex-state-marked = marked
+ex-state-uncertain = uncertain
+ex-rule-vouch = "{ $field }" ({ $kind }): rival readings searched under the rules of { $fields }; their summed odds { $rivals } (limit { $limit }) → { $decision }
+ex-rule-kind-doubtful = read with doubt
+ex-rule-kind-checked = has a check digit
+ex-rule-passed = the rules vouch: passed
+ex-rule-held = the rules cannot vouch: stays doubtful
+ex-rule-not_searchable = cannot be searched (the era is not sure, or a field is missing)
+ex-rule-no_rules = no rule can catch a misread here (no check digit, range, date or relation): cannot vouch
+ex-rules-none = no field was vouched for by the rules.
+ex-relation = dates do not agree: { $earlier } → { $later }{ $weeks } ({ $lo } to { $hi } days)
+ex-relation-weeks = { " " }plus the weeks of { $weeks }
+ex-match-matched = matches register row { $row } (addressee number and birthdate)
+ex-match-not-found = nobody in the register has the addressee number read
+ex-match-birth = addressee number matches row { $row }, the birthdate does not
+ex-match-not-attempted = not attempted: the addressee number or birthdate was not read surely
+ex-vouch-not-asked = register vouching: not asked ({ $why })
+ex-vouch-why-no_vouch_cell_floor = the template sets no vouch_cell_floor
+ex-vouch-why-keys_not_usable = the addressee number or birthdate breaks its rules
+ex-vouch-why-era_tick_unsure = the era tick is not sure
+ex-vouch = register vouching: { $outcome }. row { $row }, weakest key cell { $weakest } (floor { $floor }), summed odds of every other row { $rivals } (limit { $max })
+ex-vouch-vouched = vouched (taken as a match)
+ex-vouch-doubtful = cannot vouch
+ex-vouch-no_row = no row holds the keys as read
+ex-candidates = candidates:
+ex-candidate = { $n }. addressee number { $atena }, birthdate { $birth }, { $why }
+ex-register-rows = register used: { $rows } rows
+ex-images = images:
+ex-legend = legend: green = sure, orange = doubtful, red = failed or not found, blue = where it was searched, purple = placed from the other marks. Above each digit box the digit read (My Number: * except the last four), below it the confidence. Beside each checkbox its ink share; a thick frame is "marked".
+ex-img-decoded = 1-decoded.png: the page as decoded (grey)
+ex-img-registered = 2-registered.png: registration marks and id code (searched, found, offset in mm; the arrow points to the form's top)
+ex-img-read = 3-read.png: where each digit box and checkbox was read, and how
+ex-printed = page { $page }: { $status }{ $reasons } → { $dir }
+ex-printed-file = whole file: { $reason } → { $dir }
+ex-corner-top-left = top left
+ex-corner-top-right = top right
+ex-corner-bottom-left = bottom left
+ex-corner-bottom-right = bottom right

@@ -169,6 +169,7 @@ report-heading = バッチ { $id } の結果
 report-quarantined = 隔離したファイル（読み取れなかったファイル）
 report-needs-staff = 職員の確認が必要なページ（{ $n }件）
 report-detail = 詳細（システム担当向け）: { $detail }
+page-image-caption = このページで位置合わせが見たもの: 青 = 四隅の印を探した範囲、緑 = 見つけた印と読めた様式コード、赤 = 見つからない印・様式にならないコード、紫 = ほかの印から置いた位置。数字はほかの3つの印が示す位置とのずれ（ミリ）。
 report-candidates = 住民記録の候補:
 
 ## mismatches.csv の見出し
@@ -223,3 +224,84 @@ st-template-newer = 新しい様式定義が同梱されています: { $form }�
 ## 台帳（todoke.db）
 
 ledger-newer-schema = 台帳 { $path } は新しい版の todoke で書かれています（台帳の版 { $found }、この todoke が扱えるのは版 { $known } まで）。台帳には手を加えていません。新しい版の todoke を入れ直すか、台帳をバックアップから戻してください
+
+## todoke explain（explain.txt と表示する1行。システム担当・様式を作る人向け）
+
+ex-title = todoke explain — { $file } { $page }ページ
+ex-sha = ファイルの sha256: { $sha }
+ex-outcome = 結果: { $status }
+ex-reasons = 確認が必要な理由:
+ex-no-page = このファイルに { $page }ページ目はありません（{ $pages }ページのファイルです）。
+ex-file-failed = ファイル全体を読めませんでした（隔離されます）: { $reason }
+ex-failed-at = { $stage }の段階で止まりました。
+ex-error = エラー: { $code } — { $message }
+ex-evidence = 証拠: { $evidence }
+ex-stage-decode = 1. 画像の読み込み
+ex-stage-register = 2. 位置合わせ
+ex-stage-read = 3. 読み取り
+ex-stage-validate = 4. 値の検査
+ex-stage-match = 5. 住民記録との照合
+ex-decoded = { $width }×{ $height } ピクセル、約 { $dpi } dpi（{ $source }）
+ex-dpi-marks = 位置合わせマークの間隔から
+ex-dpi-size = 画像の大きさと用紙の大きさから
+ex-levels = 紙の明るさ { $paper }、インクの明るさ { $ink }、これより暗ければインク: { $threshold }
+ex-blank = インクがありません（白紙）。
+ex-attempt = 様式 { $form } の配置で試しました（画像の大きさからの推定 { $ppm } ピクセル/mm）:
+ex-mark-found = { $corner }: 見つかりました（{ $x }, { $y } ピクセル）。ほかの3つのマークが示す位置とのずれ { $residual } mm
+ex-mark-covered = { $corner }: 見つかりません。ほかの3つのマークから（{ $x }, { $y } ピクセル）に置きました。見えているインクのはみ出し { $residual }
+ex-mark-missing = { $corner }: 探した範囲（{ $x0 }, { $y0 }）〜（{ $x1 }, { $y1 }）ピクセルに見つかりません
+ex-residual-none = なし（見えるインクがない）
+ex-scale = マークから求めた倍率 { $scale }（0.85〜1.15 なら受け付けます）
+ex-idcode = 識別コード（{ $way }）: { $bits } → { $code }
+ex-idcode-none = 様式コードにならない
+ex-way-upright = 正立
+ex-way-turned = 上下逆
+ex-registered = 様式「{ $title }」（{ $form }）、面 { $side }、向き: { $way }、{ $ppm } ピクセル/mm
+ex-side-not-read = この面は読まない面です（対象外）。
+ex-covered = { $corner }のマークは隠れていたため、ほかの3つと識別コードで位置を合わせました。
+ex-bilevel = 白黒（2値）のスキャン: { $yes }
+ex-yes = はい
+ex-no = いいえ
+ex-field = 「{ $label }」（{ $id }）: 値 { $value }、確からしさ { $conf }（基準 { $threshold }）、{ $status }
+ex-cells = 各桁（読み取り 確からしさ）: { $cells }
+ex-box = □「{ $label }」: { $state }（確からしさ { $conf }）、濃いインク { $ink }、薄いインク { $faint }、囲み { $enclosure }{ $unjudgeable }
+ex-box-unjudgeable = 、紙と枠の明るさが区別できず判断できません
+ex-state-empty = 空
+ex-state-marked = 印あり
+ex-state-uncertain = 不確か
+ex-rule-vouch = 「{ $field }」（{ $kind }）: { $fields } の規則で読み違いの候補を探しました。候補の合計オッズ { $rivals }（上限 { $limit }）→ { $decision }
+ex-rule-kind-doubtful = 自信なしの項目
+ex-rule-kind-checked = チェックデジットのある項目
+ex-rule-passed = 規則が保証するので合格
+ex-rule-held = 保証できないので自信なしのまま
+ex-rule-not_searchable = 探せません（元号が確かでない、項目がないなど）
+ex-rule-no_rules = 読み違いを見つける規則がない（チェックデジット・範囲・日付・関係のどれもない）ので保証できません
+ex-rules-none = 規則による保証は行いませんでした。
+ex-relation = 日付の関係が成り立ちません: { $earlier } → { $later }{ $weeks }（{ $lo }〜{ $hi } 日）
+ex-relation-weeks = ＋{ $weeks }の週数
+ex-match-matched = 住民記録の { $row } 行目と一致（宛名番号・生年月日とも）
+ex-match-not-found = 読み取った宛名番号の人は住民記録にいません
+ex-match-birth = 宛名番号は { $row } 行目と一致、生年月日が不一致
+ex-match-not-attempted = 宛名番号か生年月日が確かでないため、照合していません
+ex-vouch-not-asked = 住民記録による保証: 行いません（{ $why }）
+ex-vouch-why-no_vouch_cell_floor = 様式に vouch_cell_floor がありません
+ex-vouch-why-keys_not_usable = 宛名番号か生年月日が規則を満たしていません
+ex-vouch-why-era_tick_unsure = 元号の印が確かではありません
+ex-vouch = 住民記録による保証: { $outcome }。行 { $row }、いちばん弱い桁の確からしさ { $weakest }（下限 { $floor }）、ほかの行の合計オッズ { $rivals }（上限 { $max }）
+ex-vouch-vouched = 保証された（一致として扱います）
+ex-vouch-doubtful = 保証できない
+ex-vouch-no_row = 読み取りどおりの行がない
+ex-candidates = 候補:
+ex-candidate = { $n }. 宛名番号 { $atena }、生年月日 { $birth }、{ $why }
+ex-register-rows = 照合に使った住民記録: { $rows }行
+ex-images = 画像:
+ex-legend = 凡例: 緑 = 確か、橙 = 疑わしい、赤 = 失敗・見つからない、青 = 探した範囲、紫 = ほかのマークから置いた位置。桁の上は読み取った数字（個人番号は下4桁以外 *）、下は確からしさ。チェック欄の横の % は濃いインクの割合、太枠は「印あり」。
+ex-img-decoded = 1-decoded.png: 読み込んだままの画像（グレー）
+ex-img-registered = 2-registered.png: 位置合わせマークと識別コード（探した範囲、見つけた位置、ずれ mm、矢印は用紙の上）
+ex-img-read = 3-read.png: 各桁と各チェック欄を見た位置と結果
+ex-printed = { $page }ページ: { $status }{ $reasons } → { $dir }
+ex-printed-file = ファイル全体: { $reason } → { $dir }
+ex-corner-top-left = 左上
+ex-corner-top-right = 右上
+ex-corner-bottom-left = 左下
+ex-corner-bottom-right = 右下

@@ -13,7 +13,7 @@ use crate::template::{Choice, Defaults, Field, RectMm, Side};
 use image::GrayImage;
 
 /// What was measured for one checkbox.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
 pub struct BoxEvidence {
     /// Share of the box's inside at least half as dark as its printed border.
     pub ink: f32,
@@ -32,7 +32,8 @@ pub struct BoxEvidence {
 }
 
 /// How a box reads, before the field is interpreted.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Verdict {
     Empty,
     Marked,

@@ -730,7 +730,7 @@ body{{font-family:sans-serif;margin:1.5em;background:#f6f6f4;color:#222}}\
 .card{{background:#fff;border:1px solid #ccc;border-radius:6px;margin:1em 0;padding:.8em 1em}}\
 .card h2{{font-size:1.05em;margin:.2em 0}}.reasons{{color:#a00;margin:.2em 0;padding-left:1.2em}}\
 .field{{display:flex;gap:1em;align-items:center;margin:.4em 0;border-top:1px solid #eee;padding-top:.4em}}\
-.field img{{border:1px solid #999;max-width:560px}}.bad{{color:#a00;font-weight:bold}}\
+.field img{{border:1px solid #999;max-width:560px}}.page img{{border:1px solid #999;max-width:100%}}.bad{{color:#a00;font-weight:bold}}\
 table.c td{{padding:.1em .6em}}</style></head><body><h1>{heading}</h1>",
         code = lang.code(),
         title = esc(&ta(lang, "report-title", &[("id", batch_id.into())])),
@@ -805,7 +805,17 @@ table.c td{{padding:.1em .6em}}</style></head><body><h1>{heading}</h1>",
                 esc(&ta(lang, "report-detail", &[("detail", d.as_str().into())]))
             );
         }
-        for (id, png) in &r.images {
+        // An unreadable page carries what registration saw of it instead
+        // of field images (`explain::PAGE_IMAGE`).
+        if let Some((_, png)) = r.images.iter().find(|(i, _)| i == crate::explain::PAGE_IMAGE) {
+            let _ = write!(
+                h,
+                "<div class=\"page\" data-image=\"page\"><p><small>{caption}</small></p><img alt=\"{caption}\" src=\"data:image/png;base64,{}\"></div>",
+                base64::engine::general_purpose::STANDARD.encode(png),
+                caption = esc(&t(lang, "page-image-caption")),
+            );
+        }
+        for (id, png) in r.images.iter().filter(|(i, _)| i != crate::explain::PAGE_IMAGE) {
             let b64 = base64::engine::general_purpose::STANDARD.encode(png);
             let img = format!(
                 "<img alt=\"{}\" src=\"data:image/png;base64,{b64}\">",

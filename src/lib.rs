@@ -11,6 +11,7 @@ pub mod config;
 pub mod decode;
 pub mod digits;
 pub mod emit;
+pub mod explain;
 pub mod i18n;
 pub mod intake;
 pub mod ledger;

@@ -152,6 +152,26 @@ enum Command {
         #[arg(long)]
         out: PathBuf,
     },
+    /// Show, stage by stage, what the reader saw on one scan: per page OUT/page-N/ with
+    /// 1-decoded.png, 2-registered.png, 3-read.png (as far as the page got), explain.txt and
+    /// explain.json. Same reading as `run` and `watch`; no batch, no ledger.
+    Explain {
+        file: PathBuf,
+        /// Only this page (1-based) of a multi-page file.
+        #[arg(long)]
+        page: Option<usize>,
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Resident register CSV (default: [watch] register of --config, if it exists;
+        /// without one, no page can match).
+        #[arg(long)]
+        register: Option<PathBuf>,
+        /// Language of explain.txt (default: [ui] lang, else ja).
+        #[arg(long, value_enum)]
+        lang: Option<Lang>,
+        #[arg(long)]
+        out: PathBuf,
+    },
     /// Print the review audit log: who changed what, when.
     Audit {
         #[arg(long)]
@@ -663,6 +683,74 @@ fn dispatch(command: Command) -> anyhow::Result<()> {
                     ]
                 )
             );
+        }
+        Command::Explain {
+            file,
+            page,
+            config,
+            register,
+            lang,
+            out,
+        } => {
+            let mut cfg = todoke::pipeline::load_config(config.as_deref())?;
+            let lang = lang.unwrap_or(cfg.ui.lang);
+            cfg.ui.lang = lang;
+            let register = register
+                .or_else(|| config.is_some().then(|| cfg.watch.register.clone()))
+                .filter(|p| p.exists());
+            let reader = load_reader(cfg.model.clone())?;
+            let engine = match &register {
+                Some(r) => todoke::pipeline::Engine::new(&cfg, r, &reader)?,
+                None => todoke::pipeline::Engine::with_register(
+                    &cfg,
+                    todoke::matching::Register::empty(),
+                    &reader,
+                )?,
+            };
+            let explained = engine.explain(&file, page);
+            let done = todoke::explain::write(
+                &out,
+                &explained,
+                &engine.templates,
+                engine.register_rows(),
+                page,
+                lang,
+            )?;
+            // Codes and paths only: nothing read from the page is printed.
+            if let Some(reason) = &done.file_failed {
+                let code = reason.split(':').next().unwrap_or(reason);
+                println!(
+                    "{}",
+                    ta(
+                        lang,
+                        "ex-printed-file",
+                        &[
+                            ("reason", code.into()),
+                            ("dir", out.display().to_string().into())
+                        ]
+                    )
+                );
+            }
+            for p in &done.pages {
+                let reasons = if p.reasons.is_empty() {
+                    String::new()
+                } else {
+                    format!(" ({})", p.reasons.join(", "))
+                };
+                println!(
+                    "{}",
+                    ta(
+                        lang,
+                        "ex-printed",
+                        &[
+                            ("page", p.page.into()),
+                            ("status", todoke::i18n::page_status(lang, &p.status).into()),
+                            ("reasons", reasons.into()),
+                            ("dir", p.dir.display().to_string().into()),
+                        ]
+                    )
+                );
+            }
         }
         Command::Audit {
             config,

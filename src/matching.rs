@@ -116,6 +116,20 @@ pub enum Vouch {
     NoRow,
 }
 
+/// What `vouch` weighed, filled only when a caller asks (`vouch_traced`,
+/// used by `todoke explain`).
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct VouchTrace {
+    /// The row holding both keys as read, if one does.
+    pub row: Option<usize>,
+    /// The least sure key cell.
+    pub weakest_cell: Option<f32>,
+    /// The summed odds of every other row against the row as read.
+    pub rivals: Option<f64>,
+    pub cell_floor: f32,
+    pub max_rivals: f64,
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum RegisterError {
     #[error("cannot read register {path}: {source}")]
@@ -245,6 +259,15 @@ impl Register {
             by_atena,
             by_birth,
         })
+    }
+
+    /// A register with no rows: every match fails, nothing is offered.
+    pub fn empty() -> Register {
+        Register {
+            people: Vec::new(),
+            by_atena: HashMap::new(),
+            by_birth: HashMap::new(),
+        }
     }
 
     pub fn len(&self) -> usize {
@@ -398,11 +421,31 @@ pub fn vouch(
     cells: &KeyCells<'_>,
     policy: &VouchPolicy,
 ) -> Vouch {
+    vouch_traced(register, atena_no, birth_date, cells, policy, None)
+}
+
+/// `vouch`, recording in `trace` (when given) the row, the weakest key
+/// cell and the rivals' summed odds.
+pub fn vouch_traced(
+    register: &Register,
+    atena_no: &str,
+    birth_date: NaiveDate,
+    cells: &KeyCells<'_>,
+    policy: &VouchPolicy,
+    mut trace: Option<&mut VouchTrace>,
+) -> Vouch {
+    if let Some(t) = trace.as_deref_mut() {
+        t.cell_floor = policy.cell_floor;
+        t.max_rivals = policy.max_rivals;
+    }
     let Some(&row) = register.by_atena.get(atena_no) else {
         return Vouch::NoRow;
     };
     if register.people[row].birth_date != birth_date {
         return Vouch::NoRow;
+    }
+    if let Some(t) = trace.as_deref_mut() {
+        t.row = Some(row);
     }
     let doubtful = |why: String| Vouch::Doubtful { row, why };
     let Some((read_era, read_birth)) = era_digits(birth_date) else {
@@ -418,6 +461,9 @@ pub fn vouch(
         .chain(cells.birth)
         .map(|c| c.confidence)
         .fold(1.0f32, f32::min);
+    if let Some(t) = trace.as_deref_mut() {
+        t.weakest_cell = Some(weakest);
+    }
     if weakest < policy.cell_floor {
         return doubtful(format!("weak_cell:{weakest:.2}"));
     }
@@ -454,6 +500,9 @@ pub fn vouch(
             }
         }
         rivals += odds;
+    }
+    if let Some(t) = trace {
+        t.rivals = Some(rivals);
     }
     if rivals > policy.max_rivals {
         return doubtful(format!("rival:{rivals:.1e}"));

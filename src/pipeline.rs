@@ -13,10 +13,10 @@ use crate::intake::{self, Scan};
 use crate::matching::{
     self, Candidate, KeyCells, MatchOutcome, MatchResult, Register, Vouch, VouchPolicy,
 };
-use crate::read::{self, PageReading, Readers};
-use crate::register;
+use crate::read::{self, PageReading, ReadTrace, Readers};
+use crate::register::{self, RegisterTrace, RegisteredPage};
 use crate::template::{self, Template};
-use crate::validate::{self, FieldStatus, ValidatedPage};
+use crate::validate::{self, FieldStatus, ValidateTrace, ValidatedPage};
 use rayon::prelude::*;
 use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
@@ -67,6 +67,74 @@ pub enum FileOutcome {
     Quarantine { reason: String },
 }
 
+/// What `Engine::explain` saw of one file: the same run as `process`,
+/// with every stage asked to say what it looked at.
+pub struct ExplainedFile<'t> {
+    pub sha256: String,
+    /// The whole file went to quarantine, with this reason.
+    pub quarantine: Option<String>,
+    /// Pages in file order (only the one asked for, when one was).
+    pub pages: Vec<PageTrace<'t>>,
+    /// Pages the file has, read or not.
+    pub page_count: usize,
+}
+
+/// One page's way through the stages, for `todoke explain`: each stage's
+/// own trace and result, up to the stage that stopped it.
+pub struct PageTrace<'t> {
+    pub page: usize,
+    /// The page as decoded; `None` when it could not be.
+    pub image: Option<image::GrayImage>,
+    /// Why the page could not be decoded: code and message.
+    pub decode_error: Option<(String, String)>,
+    pub register: RegisterTrace,
+    pub registered: Option<RegisteredPage<'t>>,
+    pub read: Option<ReadTrace>,
+    pub reading: Option<PageReading>,
+    pub validate: Option<ValidateTrace>,
+    /// What the register was asked about keys read with doubt.
+    pub key_vouch: Option<KeyVouch>,
+    pub matched: Option<MatchResult>,
+    /// The record `run` and `watch` would write for the page.
+    pub record: Option<PageRecord>,
+}
+
+impl PageTrace<'_> {
+    fn new(page: usize, image: Option<image::GrayImage>) -> Self {
+        PageTrace {
+            page,
+            image,
+            decode_error: None,
+            register: RegisterTrace::default(),
+            registered: None,
+            read: None,
+            reading: None,
+            validate: None,
+            key_vouch: None,
+            matched: None,
+            record: None,
+        }
+    }
+}
+
+/// Whether the register was asked to vouch for the keys, and what it said.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct KeyVouch {
+    /// Why the register was not asked (`no_vouch_cell_floor`,
+    /// `keys_not_usable`, `era_tick_unsure`), if it was not.
+    pub not_asked: Option<&'static str>,
+    /// `vouched`, `doubtful:<why>` or `no_row`.
+    pub outcome: Option<String>,
+    pub trace: matching::VouchTrace,
+}
+
+/// Asks `process_file` to keep traces of its pages.
+struct Explain<'t> {
+    only_page: Option<usize>,
+    pages: Vec<PageTrace<'t>>,
+    page_count: usize,
+}
+
 /// Everything a file needs on its way from bytes to page records: loaded
 /// once, shared by `run` and the watch daemon.
 pub struct Engine<'r> {
@@ -90,8 +158,18 @@ impl<'r> Engine<'r> {
         register_path: &Path,
         handwriting: &'r dyn DigitReader,
     ) -> Result<Self, RunError> {
-        let templates = template::load_dir(&config.forms_dir)?;
         let register = Register::load(register_path, &config.register)?;
+        Self::with_register(config, register, handwriting)
+    }
+
+    /// An engine over a register already loaded (`Register::empty()` for
+    /// `todoke explain` without one).
+    pub fn with_register(
+        config: &Config,
+        register: Register,
+        handwriting: &'r dyn DigitReader,
+    ) -> Result<Self, RunError> {
+        let templates = template::load_dir(&config.forms_dir)?;
         if register.people.is_empty() {
             tracing::warn!("the register has no rows: every page will go to staff");
         }
@@ -143,7 +221,58 @@ impl<'r> Engine<'r> {
             &self.templates,
             &register,
             &readers,
+            None,
         )
+    }
+
+    /// One file through the same stages as `process`, every stage telling
+    /// what it saw (`todoke explain`); `page` limits it to one page.
+    pub fn explain(&self, path: &Path, page: Option<usize>) -> ExplainedFile<'_> {
+        let readers = Readers {
+            handwriting: self.handwriting,
+            printed: Some(&self.printed),
+        };
+        let register = self
+            .register
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        let scan = Scan {
+            path: path.to_path_buf(),
+            rel: path
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default(),
+            branch: String::new(),
+        };
+        let mut explain = Explain {
+            only_page: page,
+            pages: Vec::new(),
+            page_count: 0,
+        };
+        let (sha256, outcome) = process_file(
+            &scan,
+            &self.limits,
+            &self.pdf,
+            &self.templates,
+            &register,
+            &readers,
+            Some(&mut explain),
+        );
+        ExplainedFile {
+            sha256,
+            quarantine: match outcome {
+                FileOutcome::Quarantine { reason } => Some(reason),
+                FileOutcome::Pages(_) => None,
+            },
+            pages: explain.pages,
+            page_count: explain.page_count,
+        }
+    }
+
+    /// Language of the staff files (`[ui] lang`).
+    pub fn lang(&self) -> crate::i18n::Lang {
+        self.lang
     }
 
     pub fn batch_info(
@@ -222,13 +351,14 @@ pub fn run(opts: &RunOptions, reader: &dyn DigitReader) -> Result<RunSummary, Ru
     })
 }
 
-fn process_file(
+fn process_file<'t>(
     scan: &Scan,
     limits: &DecodeLimits,
     pdf: &PdfRenderer,
-    templates: &[Template],
+    templates: &'t [Template],
     register: &Register,
     readers: &Readers<'_>,
+    mut explain: Option<&mut Explain<'t>>,
 ) -> (String, FileOutcome) {
     let (bytes, sha) = match read_scan(&scan.path, limits) {
         Ok(b) => b,
@@ -236,11 +366,51 @@ fn process_file(
     };
     let mut records = Vec::new();
     let mut faults = Vec::new();
-    let decoded = decode::decode_each(&bytes, limits, pdf, &mut |page| match page {
-        Ok(p) => records.push(process_page(
-            scan, &sha, p.page, &p.image, templates, register, readers,
-        )),
-        Err(fault) => faults.push(fault),
+    let decoded = decode::decode_each(&bytes, limits, pdf, &mut |page| {
+        let n = match &page {
+            Ok(p) => p.page,
+            Err(f) => f.page,
+        };
+        let ex = explain.as_deref_mut().map(|ex| {
+            ex.page_count = ex.page_count.max(n);
+            ex
+        });
+        if ex
+            .as_ref()
+            .is_some_and(|ex| ex.only_page.is_some_and(|only| only != n))
+        {
+            return;
+        }
+        match page {
+            Ok(p) => {
+                let mut trace = ex.as_ref().map(|_| PageTrace::new(p.page, Some(p.image.clone())));
+                let record = process_page(
+                    scan,
+                    &sha,
+                    p.page,
+                    &p.image,
+                    templates,
+                    register,
+                    readers,
+                    trace.as_mut(),
+                );
+                if let (Some(ex), Some(mut trace)) = (ex, trace) {
+                    trace.record = Some(record.clone());
+                    ex.pages.push(trace);
+                }
+                records.push(record);
+            }
+            Err(fault) => {
+                if let Some(ex) = ex {
+                    let mut trace = PageTrace::new(fault.page, None);
+                    trace.decode_error =
+                        Some((fault.error.code().to_string(), fault.error.to_string()));
+                    trace.record = Some(undecodable_page(scan, &sha, &fault));
+                    ex.pages.push(trace);
+                }
+                faults.push(fault)
+            }
+        }
     });
     drop(bytes);
     if let Err(e) = decoded {
@@ -254,14 +424,14 @@ fn process_file(
             return (sha, FileOutcome::Quarantine { reason });
         }
     }
-    records.extend(faults.into_iter().map(|f| undecodable_page(scan, &sha, f)));
+    records.extend(faults.iter().map(|f| undecodable_page(scan, &sha, f)));
     records.sort_by_key(|r| r.page);
     (sha, FileOutcome::Pages(records))
 }
 
 /// A page the file declares but that could not be decoded goes to staff,
 /// who can look at the file; it is never dropped.
-fn undecodable_page(scan: &Scan, sha: &str, fault: decode::PageFault) -> PageRecord {
+fn undecodable_page(scan: &Scan, sha: &str, fault: &decode::PageFault) -> PageRecord {
     let mut record = PageRecord::new(&scan.rel, fault.page, &scan.branch, sha);
     record.status = PageStatus::Unreadable;
     record.reasons.push(UNDECODABLE_PAGE.to_string());
@@ -297,18 +467,23 @@ fn read_scan(path: &Path, limits: &DecodeLimits) -> Result<(Vec<u8>, String), St
     Ok((bytes, sha))
 }
 
-/// One page through register → read → validate → matching.
-fn process_page(
+/// One page through register → read → validate → matching; `trace`, when
+/// given, asks every stage to say what it saw.
+#[allow(clippy::too_many_arguments)]
+fn process_page<'t>(
     scan: &Scan,
     sha: &str,
     page_no: usize,
     image: &image::GrayImage,
-    templates: &[Template],
+    templates: &'t [Template],
     register: &Register,
     readers: &Readers<'_>,
+    mut trace: Option<&mut PageTrace<'t>>,
 ) -> PageRecord {
     let mut record = PageRecord::new(&scan.rel, page_no, &scan.branch, sha);
-    let page = match register::register(image, templates) {
+    let registered =
+        register::register_traced(image, templates, trace.as_deref_mut().map(|t| &mut t.register));
+    let page = match registered {
         Ok(p) => p,
         // A blank page too goes to staff: an empty back side looks the same
         // as a page whose image failed to decode, or an all-black one, and
@@ -318,25 +493,33 @@ fn process_page(
             record.status = PageStatus::Unreadable;
             record.reasons.push(e.code().to_string());
             record.detail = Some(e.to_string());
+            record.images = unreadable_overlay(image, templates);
             return record;
         }
     };
+    if let Some(t) = trace.as_deref_mut() {
+        t.registered = Some(page.clone());
+    }
     record.form = Some(page.template.id.clone());
     record.side = Some(page.side.id.clone());
     if !page.side.read {
         record.status = PageStatus::Skipped;
         return record;
     }
-    let reading = match read::read_page(image, &page, readers) {
+    let mut read_trace = trace.as_ref().map(|_| ReadTrace::default());
+    let reading = match read::read_page_traced(image, &page, readers, read_trace.as_mut()) {
         Ok(r) => r,
         Err(e) => {
             record.status = PageStatus::Unreadable;
             record.reasons.push("read_error".into());
             record.detail = Some(e.to_string());
+            record.images = unreadable_overlay(image, templates);
             return record;
         }
     };
-    let mut validated = validate::validate(page.template, page.side, &reading);
+    let mut validate_trace = trace.as_ref().map(|_| ValidateTrace::default());
+    let mut validated =
+        validate::validate_traced(page.template, page.side, &reading, validate_trace.as_mut());
     let atena_cells = reading
         .fields
         .iter()
@@ -349,8 +532,28 @@ fn process_page(
         validated.birth_date(),
         atena_cells,
     );
+    let mut key_vouch = trace.as_ref().map(|_| KeyVouch {
+        not_asked: None,
+        outcome: None,
+        trace: matching::VouchTrace::default(),
+    });
     if matched.outcome == MatchOutcome::NotAttempted {
-        match vouch_keys(page.template, page.side, &reading, &validated, register) {
+        let vouch = vouch_keys(
+            page.template,
+            page.side,
+            &reading,
+            &validated,
+            register,
+            key_vouch.as_mut(),
+        );
+        if let (Some(k), Some(v)) = (key_vouch.as_mut(), &vouch) {
+            k.outcome = Some(match v {
+                Vouch::Vouched { .. } => "vouched".into(),
+                Vouch::Doubtful { why, .. } => format!("doubtful:{why}"),
+                Vouch::NoRow => "no_row".into(),
+            });
+        }
+        match vouch {
             Some(Vouch::Vouched { row }) => {
                 validated.vouched_for(&["atena_no", "birth_date"]);
                 matched = MatchResult {
@@ -388,7 +591,26 @@ fn process_page(
         record.images = doubtful_images(&reading, &validated);
     }
     record.fields = validated.fields;
+    if let Some(t) = trace {
+        t.read = read_trace;
+        t.reading = Some(reading);
+        t.validate = validate_trace;
+        t.key_vouch = key_vouch.filter(|k| k.outcome.is_some() || k.not_asked.is_some());
+        t.matched = Some(matched);
+    }
     record
+}
+
+/// What staff see of a page the reader could not place: registration's
+/// overlay (marks searched and found, the id code read), as for
+/// `todoke explain`. Registration is run again with its trace on: it is
+/// quick, and only unreadable pages pay for it.
+fn unreadable_overlay(image: &image::GrayImage, templates: &[Template]) -> Vec<(String, Vec<u8>)> {
+    let mut trace = RegisterTrace::default();
+    let placed = register::register_traced(image, templates, Some(&mut trace)).ok();
+    crate::explain::page_overlay_png(image, &trace, placed.as_ref())
+        .map(|png| vec![(crate::explain::PAGE_IMAGE.to_string(), png)])
+        .unwrap_or_default()
 }
 
 /// Asks the register about keys that follow every rule but were read with
@@ -401,16 +623,31 @@ fn vouch_keys(
     reading: &PageReading,
     validated: &ValidatedPage,
     register: &Register,
+    mut trace: Option<&mut KeyVouch>,
 ) -> Option<Vouch> {
-    let floor = template.defaults.vouch_cell_floor?;
-    let atena = validated.doubtful_str("atena_no")?;
-    let birth =
-        chrono::NaiveDate::parse_from_str(validated.doubtful_str("birth_date")?, "%Y-%m-%d")
-            .ok()?;
+    let mut not_asked = |why: &'static str| {
+        if let Some(t) = trace.as_deref_mut() {
+            t.not_asked = Some(why);
+        }
+    };
+    let Some(floor) = template.defaults.vouch_cell_floor else {
+        not_asked("no_vouch_cell_floor");
+        return None;
+    };
+    let keys = validated.doubtful_str("atena_no").zip(
+        validated
+            .doubtful_str("birth_date")
+            .and_then(|b| chrono::NaiveDate::parse_from_str(b, "%Y-%m-%d").ok()),
+    );
+    let Some((atena, birth)) = keys else {
+        not_asked("keys_not_usable");
+        return None;
+    };
     let read = |id: &str| reading.fields.iter().find(|f| f.id == id);
     let (atena_read, birth_read) = (read("atena_no")?, read("birth_date")?);
     let birth_field = side.fields.iter().find(|f| f.id == "birth_date")?;
     if !validate::ticks_sure(birth_field, birth_read, &template.defaults) {
+        not_asked("era_tick_unsure");
         return None;
     }
     let era_doubt = birth_field.era.is_none().then(|| {
@@ -429,7 +666,14 @@ fn vouch_keys(
         cell_floor: floor,
         max_rivals: template.defaults.vouch_max_rivals,
     };
-    Some(matching::vouch(register, atena, birth, &cells, &policy))
+    Some(matching::vouch_traced(
+        register,
+        atena,
+        birth,
+        &cells,
+        &policy,
+        trace.map(|t| &mut t.trace),
+    ))
 }
 
 /// Register rows to offer staff. When the keys as read do name one person

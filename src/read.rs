@@ -49,6 +49,34 @@ pub struct MarkReading {
     pub confidence: f32,
 }
 
+/// Where the read stage looked and what it measured, filled only when a
+/// caller asks (`read_page_traced`, used by `todoke explain`).
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct ReadTrace {
+    /// The page is a black-and-white scan (`checkbox::is_bilevel`).
+    pub bilevel: bool,
+    /// In template order, like `PageReading::fields`.
+    pub fields: Vec<FieldTrace>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct FieldTrace {
+    pub id: String,
+    /// Each digit box's crop as handed to the reader, margin included,
+    /// in template millimetres.
+    pub cells_mm: Vec<RectMm>,
+    /// Each checkbox, in option order.
+    pub boxes: Vec<BoxTrace>,
+}
+
+/// One checkbox: where it is and what its ink said.
+#[derive(Debug, Clone, Serialize)]
+pub struct BoxTrace {
+    pub rect_mm: RectMm,
+    pub evidence: BoxEvidence,
+    pub verdict: Verdict,
+}
+
 /// Readers a page needs: handwriting for most fields, printed for fields
 /// the template marks as machine-printed.
 pub struct Readers<'r> {
@@ -71,7 +99,21 @@ pub fn read_page(
     page: &RegisteredPage<'_>,
     readers: &Readers<'_>,
 ) -> Result<PageReading, ReadError> {
+    read_page_traced(image, page, readers, None)
+}
+
+/// `read_page`, recording in `trace` (when given) where every box was
+/// looked for and each checkbox's evidence.
+pub fn read_page_traced(
+    image: &GrayImage,
+    page: &RegisteredPage<'_>,
+    readers: &Readers<'_>,
+    mut trace: Option<&mut ReadTrace>,
+) -> Result<PageReading, ReadError> {
     let bilevel = checkbox::is_bilevel(image);
+    if let Some(t) = trace.as_deref_mut() {
+        t.bilevel = bilevel;
+    }
     let mut fields = Vec::with_capacity(page.side.fields.len());
     for field in &page.side.fields {
         let cells = match &field.boxes {
@@ -89,7 +131,32 @@ pub fn read_page(
             }
             None => Vec::new(),
         };
-        let marks = read_marks(image, page, field, bilevel);
+        let mut evidence = Vec::new();
+        let marks = read_marks_with(
+            image,
+            page,
+            field,
+            bilevel,
+            trace.is_some().then_some(&mut evidence),
+        );
+        if let Some(t) = trace.as_deref_mut() {
+            t.fields.push(FieldTrace {
+                id: field.id.clone(),
+                cells_mm: field.boxes.as_ref().map_or_else(Vec::new, |row| {
+                    row.rects().iter().map(|r| r.grow(CELL_MARGIN_MM)).collect()
+                }),
+                boxes: field
+                    .options
+                    .iter()
+                    .zip(evidence)
+                    .map(|(o, e)| BoxTrace {
+                        rect_mm: o.rect(),
+                        verdict: checkbox::verdict(&e, &page.template.defaults),
+                        evidence: e,
+                    })
+                    .collect(),
+            });
+        }
         let area = field_area(field).grow(1.5);
         fields.push(FieldReading {
             id: field.id.clone(),
@@ -114,9 +181,23 @@ pub fn read_marks(
     field: &Field,
     bilevel: bool,
 ) -> Vec<MarkReading> {
+    read_marks_with(image, page, field, bilevel, None)
+}
+
+/// `read_marks`, handing each box's evidence to `evidence` when given.
+fn read_marks_with(
+    image: &GrayImage,
+    page: &RegisteredPage<'_>,
+    field: &Field,
+    bilevel: bool,
+    mut evidence: Option<&mut Vec<BoxEvidence>>,
+) -> Vec<MarkReading> {
     let mut marks: Vec<MarkReading> = (0..field.options.len())
         .map(|i| {
             let e = checkbox::evidence(image, &page.to_image, page.side, field, i, bilevel);
+            if let Some(all) = evidence.as_deref_mut() {
+                all.push(e);
+            }
             mark_reading(&e, &page.template.defaults)
         })
         .collect();

@@ -61,7 +61,7 @@ impl CoveredMark {
 /// A hidden mark's visible ink may lie this far outside where the other
 /// three marks put it (blur, print and scan tolerance); beyond it the three
 /// marks do not describe the page.
-const MAX_MARK_RESIDUAL_MM: f64 = 1.5;
+pub const MAX_MARK_RESIDUAL_MM: f64 = 1.5;
 
 #[derive(Debug, Clone, PartialEq, thiserror::Error, Serialize)]
 pub enum RegisterError {
@@ -87,6 +87,75 @@ impl RegisterError {
             RegisterError::UnknownForm { .. } => "unknown_form",
         }
     }
+}
+
+/// What registration looked at, filled only when a caller asks for it
+/// (`register_traced`, used by `todoke explain`): every template tried,
+/// in order, with where its marks were searched and found and what its id
+/// code read.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct RegisterTrace {
+    /// Paper and ink grey levels of the page; `None` for a blank page.
+    pub paper: Option<u8>,
+    pub ink: Option<u8>,
+    pub ink_threshold: Option<u8>,
+    pub attempts: Vec<TemplateAttempt>,
+}
+
+/// One template's geometry tried on the page.
+#[derive(Debug, Clone, Serialize)]
+pub struct TemplateAttempt {
+    pub template: String,
+    /// The scale the image size suggests, before any mark is found.
+    pub px_per_mm_guess: f64,
+    /// Side of a corner mark.
+    pub mark_size_mm: f64,
+    /// Top-left, top-right, bottom-left, bottom-right of the scan.
+    pub marks: Vec<MarkSearch>,
+    /// Pixels per mm between the placed top marks over the guess.
+    pub scale: Option<f64>,
+    /// The id code read upright, then turned (absent when the marks failed).
+    pub id_codes: Vec<IdCodeRead>,
+    /// The side this attempt registered to, if it did.
+    pub side: Option<String>,
+    pub turned: bool,
+    /// Why this template did not fit, if it did not.
+    pub error: Option<RegisterError>,
+}
+
+/// One corner mark: where it was looked for and what was found there.
+#[derive(Debug, Clone, Serialize)]
+pub struct MarkSearch {
+    pub corner: &'static str,
+    /// The searched square in image pixels: x0, y0, x1, y1.
+    pub search_px: [f64; 4],
+    /// Where the template puts the mark at the guessed scale.
+    pub expected_px: (f64, f64),
+    /// The mark's ink centroid, when a mark-like blob was found.
+    pub found_px: Option<(f64, f64)>,
+    /// Where the page was registered from: the found centre, or for a
+    /// hidden mark the corner the other three place.
+    pub placed_px: Option<(f64, f64)>,
+    /// How far, in mm, the mark lies from where the other three marks put
+    /// it (a 4-point homography fits every mark exactly, so the other three
+    /// are the check); for a hidden mark, how far its visible ink lies
+    /// outside that place (`CoveredMark::residual_mm`).
+    pub residual_mm: Option<f64>,
+}
+
+/// The id code strip as read through one correspondence.
+#[derive(Debug, Clone, Serialize)]
+pub struct IdCodeRead {
+    pub turned: bool,
+    /// `1` for an inked cell, left to right in template order; `-` when the
+    /// marks gave no usable map.
+    pub bits: String,
+    /// Share of ink in each cell (more than half is a 1).
+    pub shares: Vec<f32>,
+    /// Each cell's corners in image pixels, for drawing.
+    pub cells_px: Vec<[(f64, f64); 4]>,
+    /// The code the bits decode to, if they form a valid code.
+    pub code: Option<u16>,
 }
 
 /// A projective map, row-major 3×3 with h[8] = 1.
@@ -146,11 +215,31 @@ pub fn register<'t>(
     image: &GrayImage,
     templates: &'t [Template],
 ) -> Result<RegisteredPage<'t>, RegisterError> {
-    let levels = grey_levels(image).ok_or(RegisterError::Blank)?;
+    register_traced(image, templates, None)
+}
+
+/// `register`, recording in `trace` (when given) what each template's
+/// geometry found on the page.
+pub fn register_traced<'t>(
+    image: &GrayImage,
+    templates: &'t [Template],
+    mut trace: Option<&mut RegisterTrace>,
+) -> Result<RegisteredPage<'t>, RegisterError> {
+    let levels = grey_levels(image);
+    if let (Some(t), Some(l)) = (trace.as_deref_mut(), levels) {
+        t.paper = Some(l.paper);
+        t.ink = Some(l.ink);
+        t.ink_threshold = Some(l.ink_threshold());
+    }
+    let levels = levels.ok_or(RegisterError::Blank)?;
     let mut last_err = RegisterError::Blank;
     // Templates may differ in page size or mark placement; try each geometry.
     for template in templates {
-        match register_to(image, template, levels) {
+        let (result, attempt) = register_to(image, template, levels);
+        if let Some(t) = trace.as_deref_mut() {
+            t.attempts.push(attempt);
+        }
+        match result {
             Ok(page) => return Ok(page),
             Err(e) => last_err = e,
         }
@@ -158,17 +247,71 @@ pub fn register<'t>(
     Err(last_err)
 }
 
+/// One template's geometry on the page, and what it found (whether or not
+/// anyone keeps it: it is a few numbers beside the image work).
 fn register_to<'t>(
     image: &GrayImage,
     template: &'t Template,
     levels: GreyLevels,
-) -> Result<RegisteredPage<'t>, RegisterError> {
+) -> (
+    Result<RegisteredPage<'t>, RegisterError>,
+    TemplateAttempt,
+) {
     let ink_threshold = levels.ink_threshold();
     let (w, h) = image.dimensions();
     // Expected scale from the image size; scanners add or crop a little margin.
     let px_per_mm_guess =
         ((w as f64 / template.page.width_mm) + (h as f64 / template.page.height_mm)) / 2.0;
-    let found = find_marks(image, template, px_per_mm_guess, ink_threshold);
+    let searched = find_marks(image, template, px_per_mm_guess, ink_threshold);
+    let found: [Option<(f64, f64)>; 4] = std::array::from_fn(|i| searched[i].found);
+    let mut attempt = TemplateAttempt {
+        template: template.id.clone(),
+        px_per_mm_guess,
+        mark_size_mm: template.marks.size_mm,
+        marks: searched
+            .iter()
+            .zip(CORNERS)
+            .map(|(m, corner)| MarkSearch {
+                corner,
+                search_px: m.search_px,
+                expected_px: m.expected_px,
+                found_px: m.found,
+                placed_px: None,
+                residual_mm: None,
+            })
+            .collect(),
+        scale: None,
+        id_codes: Vec::new(),
+        side: None,
+        turned: false,
+        error: None,
+    };
+    let result = place(image, template, &found, px_per_mm_guess, ink_threshold, &mut attempt);
+    if let Err(e) = &result {
+        attempt.error = Some(e.clone());
+    }
+    (result, attempt)
+}
+
+/// The corner a parallelogram puts mark `k` at, from the other three.
+fn fourth_corner(p: &[(f64, f64); 4], k: usize) -> (f64, f64) {
+    match k {
+        0 => (p[1].0 + p[2].0 - p[3].0, p[1].1 + p[2].1 - p[3].1),
+        1 => (p[0].0 + p[3].0 - p[2].0, p[0].1 + p[3].1 - p[2].1),
+        2 => (p[0].0 + p[3].0 - p[1].0, p[0].1 + p[3].1 - p[1].1),
+        _ => (p[1].0 + p[2].0 - p[0].0, p[1].1 + p[2].1 - p[0].1),
+    }
+}
+
+/// From the marks found to the page's side: the map, its scale, the id code.
+fn place<'t>(
+    image: &GrayImage,
+    template: &'t Template,
+    found: &[Option<(f64, f64)>; 4],
+    px_per_mm_guess: f64,
+    ink_threshold: u8,
+    attempt: &mut TemplateAttempt,
+) -> Result<RegisteredPage<'t>, RegisterError> {
     let missing: Vec<&'static str> = found
         .iter()
         .zip(CORNERS)
@@ -178,22 +321,26 @@ fn register_to<'t>(
     let tpl: [(f64, f64); 4] = std::array::from_fn(|i| (c[i][0], c[i][1]));
     let mut covered = None;
     let pts: [(f64, f64); 4] = match missing.as_slice() {
-        [] => std::array::from_fn(|i| found[i].unwrap()),
+        [] => {
+            let pts = std::array::from_fn(|i| found[i].unwrap_or_default());
+            let span_mm = (tpl[1].0 - tpl[0].0).hypot(tpl[1].1 - tpl[0].1);
+            let ppm = (pts[1].0 - pts[0].0).hypot(pts[1].1 - pts[0].1) / span_mm;
+            for (k, m) in attempt.marks.iter_mut().enumerate() {
+                let (x, y) = fourth_corner(&pts, k);
+                m.residual_mm = Some((x - pts[k].0).hypot(y - pts[k].1) / ppm);
+            }
+            pts
+        }
         // One mark hidden (a finger, a sticky note, a torn or folded corner,
         // the lid's edge): the other three fix an affine map, under which
         // the marks' rectangle stays a parallelogram. The id code, read
         // through that map below, must still name the side.
         [_] => {
             let k = found.iter().position(Option::is_none).unwrap_or(0);
-            let p = |i: usize| found[i].unwrap_or_default();
-            let predicted = match k {
-                0 => (p(1).0 + p(2).0 - p(3).0, p(1).1 + p(2).1 - p(3).1),
-                1 => (p(0).0 + p(3).0 - p(2).0, p(0).1 + p(3).1 - p(2).1),
-                2 => (p(0).0 + p(3).0 - p(1).0, p(0).1 + p(3).1 - p(1).1),
-                _ => (p(1).0 + p(2).0 - p(0).0, p(1).1 + p(2).1 - p(0).1),
-            };
-            let ppm = (p((k + 1) % 4).0 - p((k + 2) % 4).0)
-                .hypot(p((k + 1) % 4).1 - p((k + 2) % 4).1)
+            let p: [(f64, f64); 4] = std::array::from_fn(|i| found[i].unwrap_or_default());
+            let predicted = fourth_corner(&p, k);
+            let ppm = (p[(k + 1) % 4].0 - p[(k + 2) % 4].0)
+                .hypot(p[(k + 1) % 4].1 - p[(k + 2) % 4].1)
                 / (tpl[(k + 1) % 4].0 - tpl[(k + 2) % 4].0)
                     .hypot(tpl[(k + 1) % 4].1 - tpl[(k + 2) % 4].1);
             let residual_mm =
@@ -202,10 +349,14 @@ fn register_to<'t>(
                 corner: CORNERS[k],
                 residual_mm,
             });
-            std::array::from_fn(|i| if i == k { predicted } else { p(i) })
+            attempt.marks[k].residual_mm = residual_mm;
+            std::array::from_fn(|i| if i == k { predicted } else { p[i] })
         }
         _ => return Err(RegisterError::MarksNotFound { missing }),
     };
+    for (m, p) in attempt.marks.iter_mut().zip(pts) {
+        m.placed_px = Some(p);
+    }
     if covered.is_some_and(|c| c.residual_mm.is_some_and(|r| r > MAX_MARK_RESIDUAL_MM)) {
         return Err(RegisterError::MarksNotFound { missing });
     }
@@ -213,6 +364,7 @@ fn register_to<'t>(
     let span_px = (pts[1].0 - pts[0].0).hypot(pts[1].1 - pts[0].1);
     let px_per_mm = span_px / span_mm;
     let scale = px_per_mm / px_per_mm_guess;
+    attempt.scale = Some(scale);
     if !(0.85..=1.15).contains(&scale) {
         return Err(RegisterError::InvalidScale { scale });
     }
@@ -225,12 +377,41 @@ fn register_to<'t>(
     for (hom, is_turned) in [(upright, false), (turned, true)] {
         let Some(hom) = hom else {
             seen.push(String::from("-"));
+            attempt.id_codes.push(IdCodeRead {
+                turned: is_turned,
+                bits: "-".into(),
+                shares: Vec::new(),
+                cells_px: Vec::new(),
+                code: None,
+            });
             continue;
         };
-        let bits = read_id_code(image, template, &hom, ink_threshold);
-        seen.push(bits.iter().map(|&b| if b { '1' } else { '0' }).collect());
-        if let Some(code) = decode_id_code(&bits) {
+        let shares = id_code_shares(image, template, &hom, ink_threshold);
+        let bits: [bool; ID_CODE_BITS] = std::array::from_fn(|i| shares[i] > 0.5);
+        let bit_text: String = bits.iter().map(|&b| if b { '1' } else { '0' }).collect();
+        let code = decode_id_code(&bits);
+        attempt.id_codes.push(IdCodeRead {
+            turned: is_turned,
+            bits: bit_text.clone(),
+            shares: shares.to_vec(),
+            cells_px: id_code_cells(template)
+                .iter()
+                .map(|r| {
+                    [
+                        hom.apply(r.x, r.y),
+                        hom.apply(r.x + r.w, r.y),
+                        hom.apply(r.x + r.w, r.y + r.h),
+                        hom.apply(r.x, r.y + r.h),
+                    ]
+                })
+                .collect(),
+            code,
+        });
+        seen.push(bit_text);
+        if let Some(code) = code {
             if let Some(side) = template.sides.iter().find(|s| s.code == code) {
+                attempt.side = Some(side.id.clone());
+                attempt.turned = is_turned;
                 return Ok(RegisteredPage {
                     template,
                     side,
@@ -298,18 +479,21 @@ fn grey_levels(image: &GrayImage) -> Option<GreyLevels> {
 /// Looks for each mark near its expected corner: the dark connected blob
 /// that is about the right size, square and solid, nearest the template
 /// position. Returns the blob's ink centroid in image pixels.
-fn find_marks(
-    image: &GrayImage,
-    template: &Template,
-    px_per_mm: f64,
-    ink: u8,
-) -> [Option<(f64, f64)>; 4] {
+/// Where one mark was looked for and what was found.
+#[derive(Debug, Clone, Copy, Default)]
+struct Searched {
+    search_px: [f64; 4],
+    expected_px: (f64, f64),
+    found: Option<(f64, f64)>,
+}
+
+fn find_marks(image: &GrayImage, template: &Template, px_per_mm: f64, ink: u8) -> [Searched; 4] {
     let (w, h) = image.dimensions();
     let size_px = template.marks.size_mm * px_per_mm;
     // Work at about 2 px/mm: a 6 mm mark is still 12 px across.
     let step = ((px_per_mm / 2.0).floor() as u32).max(1);
     let search_mm = 30.0;
-    let mut out = [None; 4];
+    let mut out = [Searched::default(); 4];
     for (i, c) in template.marks.centres_mm.iter().enumerate() {
         // Upside-down pages put the same marks at the mirrored corner, which
         // is where a symmetric search looks anyway.
@@ -320,6 +504,8 @@ fn find_marks(
         let y0 = (cy - r).max(0.0) as u32;
         let x1 = ((cx + r) as u32).min(w);
         let y1 = ((cy + r) as u32).min(h);
+        out[i].search_px = [x0 as f64, y0 as f64, x1 as f64, y1 as f64];
+        out[i].expected_px = (cx, cy);
         if x1 <= x0 + step || y1 <= y0 + step {
             continue;
         }
@@ -349,7 +535,7 @@ fn find_marks(
                 best = Some((dist, centre));
             }
         }
-        out[i] = best.map(|(_, c)| c);
+        out[i].found = best.map(|(_, c)| c);
     }
     out
 }
@@ -445,22 +631,26 @@ fn refine_centroid(
     (sx / sw, sy / sw)
 }
 
-fn read_id_code(
+/// The id code's cells in template millimetres, left to right.
+fn id_code_cells(template: &Template) -> [RectMm; ID_CODE_BITS] {
+    let s = &template.id_code;
+    std::array::from_fn(|i| RectMm {
+        x: s.x_mm + i as f64 * s.cell_mm,
+        y: s.y_mm,
+        w: s.cell_mm,
+        h: s.cell_mm,
+    })
+}
+
+/// Share of ink in each id code cell; a cell over half inked is a 1.
+fn id_code_shares(
     image: &GrayImage,
     template: &Template,
     hom: &Homography,
     ink: u8,
-) -> [bool; ID_CODE_BITS] {
-    let s = &template.id_code;
-    std::array::from_fn(|i| {
-        let cell = RectMm {
-            x: s.x_mm + i as f64 * s.cell_mm,
-            y: s.y_mm,
-            w: s.cell_mm,
-            h: s.cell_mm,
-        };
-        dark_share(image, hom, cell, 0.3, ink) > 0.5
-    })
+) -> [f32; ID_CODE_BITS] {
+    let cells = id_code_cells(template);
+    std::array::from_fn(|i| dark_share(image, hom, cells[i], 0.3, ink))
 }
 
 /// Share of ink pixels in a template rectangle, shrunk by `inset` of its size

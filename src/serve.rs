@@ -762,6 +762,20 @@ impl ReviewServer {
         if let Some(msg) = message {
             let _ = write!(h, "<div class=\"msg\" id=\"msg\">{msg}</div>");
         }
+        // An unreadable page: what registration saw of it (`todoke explain`'s
+        // overlay), so the reviewer sees why without opening the file.
+        if let Some((_, png)) = r
+            .images
+            .iter()
+            .find(|(i, _)| i == crate::explain::PAGE_IMAGE)
+        {
+            let _ = write!(
+                h,
+                "<div class=\"page\" id=\"page-image\"><p><small>{caption}</small></p><img alt=\"{caption}\" src=\"data:image/png;base64,{}\"></div>",
+                base64::engine::general_purpose::STANDARD.encode(png),
+                caption = esc(&t(lang, "page-image-caption")),
+            );
+        }
         let action = format!("/m/{}/{}", m.scan_id, m.page);
         let _ = write!(
             h,

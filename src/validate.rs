@@ -106,11 +106,65 @@ impl ValidatedPage {
     }
 }
 
+/// The rule checks behind a side's statuses, filled only when a caller
+/// asks (`validate_traced`, used by `todoke explain`).
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct ValidateTrace {
+    /// Relations that did not hold: their fields became `inconsistent`.
+    pub broken_relations: Vec<BrokenRelation>,
+    /// Every field the rival search weighed: a doubtful field the rules may
+    /// vouch for, or a sure field with a check digit held to the same test.
+    pub vouching: Vec<RuleVouch>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct BrokenRelation {
+    pub earlier: String,
+    pub later: String,
+    pub plus_weeks_of: Option<String>,
+    /// Days allowed between them.
+    pub days: [i64; 2],
+}
+
+/// One field's rival search: the fields whose rules were weighed
+/// together, the summed odds of every other reading under which they
+/// still hold (counting stops once past `limit`; infinite when the reading
+/// itself breaks them) and what it decided.
+#[derive(Debug, Clone, Serialize)]
+pub struct RuleVouch {
+    pub field: String,
+    /// `doubtful`: low confidence, every cell above the floor; `checked`: a
+    /// sure field with a check digit.
+    pub kind: &'static str,
+    pub fields: Vec<String>,
+    pub limit: f64,
+    /// `None` when there was no search: see `not_searched`.
+    pub rivals: Option<f64>,
+    /// `no_rules`: nothing in these fields can catch a misread (no check
+    /// digit, range, date or relation); `not_searchable`: a date's era is
+    /// not known for certain, or a field is missing.
+    pub not_searched: Option<&'static str>,
+    /// `passed`: the rules vouched and the field is ok; `held`: the field
+    /// stays (or becomes) low confidence.
+    pub decision: &'static str,
+}
+
 /// A cell the reader calls blank with less than this confidence had ink it
 /// could not classify: an unreadable cell, not an empty box.
 pub const UNREADABLE_BELOW: f32 = 0.5;
 
 pub fn validate(template: &Template, side: &Side, reading: &PageReading) -> ValidatedPage {
+    validate_traced(template, side, reading, None)
+}
+
+/// `validate`, recording in `trace` (when given) the relations that broke
+/// and every rival search with its odds.
+pub fn validate_traced(
+    template: &Template,
+    side: &Side,
+    reading: &PageReading,
+    mut trace: Option<&mut ValidateTrace>,
+) -> ValidatedPage {
     let mut fields: BTreeMap<String, FieldResult> = side
         .fields
         .iter()
@@ -128,8 +182,8 @@ pub fn validate(template: &Template, side: &Side, reading: &PageReading) -> Vali
             (field.id.clone(), result)
         })
         .collect();
-    mark_inconsistent(side, reading, &mut fields);
-    vouch_by_rules(template, side, reading, &mut fields);
+    mark_inconsistent(side, reading, &mut fields, trace.as_deref_mut());
+    vouch_by_rules(template, side, reading, &mut fields, trace);
     let reasons = side
         .fields
         .iter()
@@ -162,6 +216,7 @@ fn mark_inconsistent(
     side: &Side,
     reading: &PageReading,
     fields: &mut BTreeMap<String, FieldResult>,
+    mut trace: Option<&mut ValidateTrace>,
 ) {
     for rel in &side.relations {
         let ids = relation_fields(rel);
@@ -172,6 +227,14 @@ fn mark_inconsistent(
             continue;
         };
         if !group.holds(&group.read) {
+            if let Some(t) = trace.as_deref_mut() {
+                t.broken_relations.push(BrokenRelation {
+                    earlier: rel.earlier.clone(),
+                    later: rel.later.clone(),
+                    plus_weeks_of: rel.plus_weeks_of.clone(),
+                    days: rel.days,
+                });
+            }
             for id in &ids {
                 if let Some(f) = fields.get_mut(*id) {
                     f.status = FieldStatus::Inconsistent;
@@ -191,10 +254,11 @@ fn vouch_by_rules(
     side: &Side,
     reading: &PageReading,
     fields: &mut BTreeMap<String, FieldResult>,
+    mut trace: Option<&mut ValidateTrace>,
 ) {
     let defaults = &template.defaults;
     // Fields tied by one relation share one search; it is done once.
-    let mut searched: Vec<(Vec<&str>, u64, bool)> = Vec::new();
+    let mut searched: Vec<(Vec<&str>, u64, Result<f64, &'static str>)> = Vec::new();
     for field in &side.fields {
         let (Some(result), Some(r)) = (
             fields.get(&field.id),
@@ -240,18 +304,33 @@ fn vouch_by_rules(
         };
         let mut key = ids.clone();
         key.sort_unstable();
-        let vouched = match searched
+        let rivals = match searched
             .iter()
             .find(|(k, l, _)| *k == key && *l == limit.to_bits())
         {
-            Some(&(_, _, v)) => v,
+            Some(&(_, _, r)) => r,
             None => {
-                let v = Group::new(side, reading, &ids, &relations)
-                    .is_some_and(|g| g.constrains() && g.rivals(limit) <= limit);
-                searched.push((key, limit.to_bits(), v));
-                v
+                let r = match Group::new(side, reading, &ids, &relations) {
+                    None => Err("not_searchable"),
+                    Some(g) if !g.constrains() => Err("no_rules"),
+                    Some(g) => Ok(g.rivals(limit)),
+                };
+                searched.push((key, limit.to_bits(), r));
+                r
             }
         };
+        let vouched = rivals.is_ok_and(|r| r <= limit);
+        if let Some(t) = trace.as_deref_mut() {
+            t.vouching.push(RuleVouch {
+                field: field.id.clone(),
+                kind: if doubtful { "doubtful" } else { "checked" },
+                fields: ids.iter().map(|s| s.to_string()).collect(),
+                limit,
+                rivals: rivals.ok(),
+                not_searched: rivals.err(),
+                decision: if vouched { "passed" } else { "held" },
+            });
+        }
         if let Some(f) = fields.get_mut(&field.id) {
             if doubtful && vouched {
                 f.status = FieldStatus::Ok;
