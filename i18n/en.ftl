@@ -252,6 +252,7 @@ ex-levels = paper grey { $paper }, ink grey { $ink }, ink below { $threshold }
 ex-blank = no ink at all (blank page).
 ex-attempt = tried the geometry of form { $form } (scale guessed from the image size: { $ppm } px/mm):
 ex-mark-found = { $corner }: found at ({ $x }, { $y }) px; { $residual } mm from where the other three marks put it
+ex-mark-found-three = { $corner }: found at ({ $x }, { $y }) px (with one mark hidden, the others cannot be checked against each other)
 ex-mark-covered = { $corner }: not found; placed at ({ $x }, { $y }) px from the other three; visible ink outside it: { $residual }
 ex-mark-missing = { $corner }: not found in the searched square ({ $x0 }, { $y0 })–({ $x1 }, { $y1 }) px
 ex-residual-none = none (no ink visible)

@@ -248,6 +248,7 @@ ex-levels = 紙の明るさ { $paper }、インクの明るさ { $ink }、これ
 ex-blank = インクがありません（白紙）。
 ex-attempt = 様式 { $form } の配置で試しました（画像の大きさからの推定 { $ppm } ピクセル/mm）:
 ex-mark-found = { $corner }: 見つかりました（{ $x }, { $y } ピクセル）。ほかの3つのマークが示す位置とのずれ { $residual } mm
+ex-mark-found-three = { $corner }: 見つかりました（{ $x }, { $y } ピクセル）。1つ隠れているため、ずれは確かめられません
 ex-mark-covered = { $corner }: 見つかりません。ほかの3つのマークから（{ $x }, { $y } ピクセル）に置きました。見えているインクのはみ出し { $residual }
 ex-mark-missing = { $corner }: 探した範囲（{ $x0 }, { $y0 }）〜（{ $x1 }, { $y1 }）ピクセルに見つかりません
 ex-residual-none = なし（見えるインクがない）

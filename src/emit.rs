@@ -807,7 +807,11 @@ table.c td{{padding:.1em .6em}}</style></head><body><h1>{heading}</h1>",
         }
         // An unreadable page carries what registration saw of it instead
         // of field images (`explain::PAGE_IMAGE`).
-        if let Some((_, png)) = r.images.iter().find(|(i, _)| i == crate::explain::PAGE_IMAGE) {
+        if let Some((_, png)) = r
+            .images
+            .iter()
+            .find(|(i, _)| i == crate::explain::PAGE_IMAGE)
+        {
             let _ = write!(
                 h,
                 "<div class=\"page\" data-image=\"page\"><p><small>{caption}</small></p><img alt=\"{caption}\" src=\"data:image/png;base64,{}\"></div>",
@@ -815,7 +819,11 @@ table.c td{{padding:.1em .6em}}</style></head><body><h1>{heading}</h1>",
                 caption = esc(&t(lang, "page-image-caption")),
             );
         }
-        for (id, png) in r.images.iter().filter(|(i, _)| i != crate::explain::PAGE_IMAGE) {
+        for (id, png) in r
+            .images
+            .iter()
+            .filter(|(i, _)| i != crate::explain::PAGE_IMAGE)
+        {
             let b64 = base64::engine::general_purpose::STANDARD.encode(png);
             let img = format!(
                 "<img alt=\"{}\" src=\"data:image/png;base64,{b64}\">",

@@ -129,7 +129,8 @@ pub fn box_outcome(b: &BoxTrace, m: Option<&read::MarkReading>, threshold: f32) 
 
 fn font() -> Option<&'static FontArc> {
     static FONT: std::sync::OnceLock<Option<FontArc>> = std::sync::OnceLock::new();
-    FONT.get_or_init(|| crate::render::load_font().ok()).as_ref()
+    FONT.get_or_init(|| crate::render::load_font().ok())
+        .as_ref()
 }
 
 /// A faded copy of the scan to draw on, at `scale` canvas pixels per scan
@@ -185,7 +186,13 @@ impl Canvas {
     }
 
     /// A template rectangle through the page's map.
-    fn rect_mm(&mut self, hom: &crate::register::Homography, r: RectMm, colour: Rgb<u8>, thick: i32) {
+    fn rect_mm(
+        &mut self,
+        hom: &crate::register::Homography,
+        r: RectMm,
+        colour: Rgb<u8>,
+        thick: i32,
+    ) {
         self.quad(corners(hom, r), colour, thick);
     }
 
@@ -238,12 +245,24 @@ fn chosen_attempt(trace: &RegisterTrace) -> Option<&TemplateAttempt> {
 
 /// Scan pixels per millimetre: from the marks when the page was placed,
 /// else from the image size against the paper.
-fn scan_px_per_mm(image: &GrayImage, trace: &RegisterTrace, placed: Option<&RegisteredPage>) -> (f64, bool) {
+fn scan_px_per_mm(
+    image: &GrayImage,
+    trace: &RegisterTrace,
+    placed: Option<&RegisteredPage>,
+) -> (f64, bool) {
     match (placed, chosen_attempt(trace)) {
         (Some(p), _) => (p.px_per_mm, true),
-        (None, Some(a)) => (a.px_per_mm_guess, false),
+        // The marks were placed but named no side: their spacing still
+        // gives the scale.
+        (None, Some(a)) => match a.scale {
+            Some(s) => (a.px_per_mm_guess * s, true),
+            None => (a.px_per_mm_guess, false),
+        },
         // A4 portrait, as every shipped form.
-        (None, None) => ((image.width() as f64 / 210.0 + image.height() as f64 / 297.0) / 2.0, false),
+        (None, None) => (
+            (image.width() as f64 / 210.0 + image.height() as f64 / 297.0) / 2.0,
+            false,
+        ),
     }
 }
 
@@ -302,8 +321,16 @@ pub fn registered_overlay(
                     RED
                 };
                 // Inside the page, beside the mark, whichever corner it is.
-                let toward_x = if p.0 < image.width() as f64 / 2.0 { 1.0 } else { -4.0 };
-                let toward_y = if p.1 < image.height() as f64 / 2.0 { 1.2 } else { -1.6 };
+                let toward_x = if p.0 < image.width() as f64 / 2.0 {
+                    1.0
+                } else {
+                    -4.0
+                };
+                let toward_y = if p.1 < image.height() as f64 / 2.0 {
+                    1.2
+                } else {
+                    -1.6
+                };
                 c.text(
                     (p.0 + toward_x * half * 1.4, p.1 + toward_y * half * 1.4),
                     text_px,
@@ -503,9 +530,24 @@ pub fn write(
         let (code, detail) = reason.split_once(": ").unwrap_or((reason, ""));
         let text = format!(
             "{}\n{}\n{}\n{}\n",
-            ta(lang, "ex-file-failed", &[("reason", i18n::reason_text(lang, code, &labels, None).into())]),
-            ta(lang, "ex-failed-at", &[("stage", t(lang, "ex-stage-decode").into())]),
-            ta(lang, "ex-error", &[("code", code.into()), ("message", detail.into())]),
+            ta(
+                lang,
+                "ex-file-failed",
+                &[(
+                    "reason",
+                    i18n::reason_text(lang, code, &labels, None).into()
+                )]
+            ),
+            ta(
+                lang,
+                "ex-failed-at",
+                &[("stage", t(lang, "ex-stage-decode").into())]
+            ),
+            ta(
+                lang,
+                "ex-error",
+                &[("code", code.into()), ("message", detail.into())]
+            ),
             ta(lang, "ex-sha", &[("sha", explained.sha256.as_str().into())]),
         );
         let j = json!({
@@ -537,15 +579,31 @@ pub fn write(
         private_dir(&dir)?;
         // Files of an earlier explain of this page would tell a stage
         // succeeded that did not this time.
-        for name in [DECODED_PNG, REGISTERED_PNG, READ_PNG, EXPLAIN_TXT, EXPLAIN_JSON] {
+        for name in [
+            DECODED_PNG,
+            REGISTERED_PNG,
+            READ_PNG,
+            EXPLAIN_TXT,
+            EXPLAIN_JSON,
+        ] {
             let _ = std::fs::remove_file(dir.join(name));
         }
-        let files = write_page(&dir, pt, &file, &explained.sha256, &labels, register_rows, lang)?;
+        let files = write_page(
+            &dir,
+            pt,
+            &file,
+            &explained.sha256,
+            &labels,
+            register_rows,
+            lang,
+        )?;
         let record = pt.record.as_ref();
         summary.pages.push(PageWritten {
             page: pt.page,
             dir,
-            status: record.map(|r| r.status.code().to_string()).unwrap_or_default(),
+            status: record
+                .map(|r| r.status.code().to_string())
+                .unwrap_or_default(),
             reasons: record.map(|r| r.reasons.clone()).unwrap_or_default(),
             files,
         });
@@ -625,7 +683,15 @@ fn write_page(
     let mut j = serde_json::Map::new();
     let record = pt.record.as_ref();
     let form = record.and_then(|r| r.form.as_deref());
-    let _ = writeln!(txt, "{}", ta(lang, "ex-title", &[("file", file.into()), ("page", pt.page.into())]));
+    let _ = writeln!(
+        txt,
+        "{}",
+        ta(
+            lang,
+            "ex-title",
+            &[("file", file.into()), ("page", pt.page.into())]
+        )
+    );
     let _ = writeln!(txt, "{}", ta(lang, "ex-sha", &[("sha", sha.into())]));
     j.insert("file".into(), json!(file));
     j.insert("page".into(), json!(pt.page));
@@ -634,7 +700,11 @@ fn write_page(
         let _ = writeln!(
             txt,
             "{}",
-            ta(lang, "ex-outcome", &[("status", i18n::page_status(lang, r.status.code()).into())])
+            ta(
+                lang,
+                "ex-outcome",
+                &[("status", i18n::page_status(lang, r.status.code()).into())]
+            )
         );
         if !r.reasons.is_empty() {
             let _ = writeln!(txt, "{}", t(lang, "ex-reasons"));
@@ -653,14 +723,29 @@ fn write_page(
         let _ = writeln!(
             txt,
             "{}",
-            ta(lang, "ex-failed-at", &[("stage", t(lang, &format!("ex-stage-{s}")).into())])
+            ta(
+                lang,
+                "ex-failed-at",
+                &[("stage", t(lang, &format!("ex-stage-{s}")).into())]
+            )
         );
     }
 
     // 1. decode
     let _ = writeln!(txt, "\n{}", t(lang, "ex-stage-decode"));
     if let Some((code, message)) = &pt.decode_error {
-        let _ = writeln!(txt, "  {}", ta(lang, "ex-error", &[("code", code.as_str().into()), ("message", message.as_str().into())]));
+        let _ = writeln!(
+            txt,
+            "  {}",
+            ta(
+                lang,
+                "ex-error",
+                &[
+                    ("code", code.as_str().into()),
+                    ("message", message.as_str().into())
+                ]
+            )
+        );
         j.insert("error".into(), json!({ "stage": "decode", "code": code, "message": message, "evidence": { "page": pt.page } }));
     }
     let Some(image) = &pt.image else {
@@ -679,7 +764,18 @@ fn write_page(
                 ("width", image.width().into()),
                 ("height", image.height().into()),
                 ("dpi", format!("{dpi:.0}").into()),
-                ("source", t(lang, if from_marks { "ex-dpi-marks" } else { "ex-dpi-size" }).into()),
+                (
+                    "source",
+                    t(
+                        lang,
+                        if from_marks {
+                            "ex-dpi-marks"
+                        } else {
+                            "ex-dpi-size"
+                        }
+                    )
+                    .into()
+                ),
             ]
         )
     );
@@ -689,7 +785,14 @@ fn write_page(
                 "dpi_from": if from_marks { "marks" } else { "page_size" } }),
     );
     let path = dir.join(DECODED_PNG);
-    let png = encode_png(&path, image.width(), image.height(), png::ColorType::Grayscale, image.as_raw(), Some(dpi))?;
+    let png = encode_png(
+        &path,
+        image.width(),
+        image.height(),
+        png::ColorType::Grayscale,
+        image.as_raw(),
+        Some(dpi),
+    )?;
     private_file(&path, &png)?;
     files.push(DECODED_PNG);
 
@@ -708,7 +811,14 @@ fn write_page(
     j.insert("register".into(), reg);
     let overlay = registered_overlay(image, &pt.register, placed, REGISTER_PX_PER_MM);
     let path = dir.join(REGISTERED_PNG);
-    let png = encode_png(&path, overlay.width(), overlay.height(), png::ColorType::Rgb, overlay.as_raw(), Some(REGISTER_PX_PER_MM * 25.4))?;
+    let png = encode_png(
+        &path,
+        overlay.width(),
+        overlay.height(),
+        png::ColorType::Rgb,
+        overlay.as_raw(),
+        Some(REGISTER_PX_PER_MM * 25.4),
+    )?;
     private_file(&path, &png)?;
     files.push(REGISTERED_PNG);
     let Some(p) = placed else {
@@ -716,20 +826,49 @@ fn write_page(
             let err = pt.register.attempts.last().and_then(|a| a.error.clone());
             let (code, message) = match (&err, record) {
                 (Some(e), _) => (e.code().to_string(), e.to_string()),
-                (None, Some(r)) => (r.reasons.first().cloned().unwrap_or_default(), r.detail.clone().unwrap_or_default()),
+                (None, Some(r)) => (
+                    r.reasons.first().cloned().unwrap_or_default(),
+                    r.detail.clone().unwrap_or_default(),
+                ),
                 (None, None) => (String::new(), String::new()),
             };
             let evidence = match &err {
                 Some(e) => serde_json::to_value(e).unwrap_or(Value::Null),
                 None => json!("Blank"),
             };
-            let _ = writeln!(txt, "  {}", ta(lang, "ex-error", &[("code", code.as_str().into()), ("message", message.as_str().into())]));
-            let _ = writeln!(txt, "  {}", ta(lang, "ex-evidence", &[("evidence", evidence.to_string().into())]));
+            let _ = writeln!(
+                txt,
+                "  {}",
+                ta(
+                    lang,
+                    "ex-error",
+                    &[
+                        ("code", code.as_str().into()),
+                        ("message", message.as_str().into())
+                    ]
+                )
+            );
+            let _ = writeln!(
+                txt,
+                "  {}",
+                ta(
+                    lang,
+                    "ex-evidence",
+                    &[("evidence", evidence.to_string().into())]
+                )
+            );
             j.insert("error".into(), json!({ "stage": "register", "code": code, "message": message, "evidence": evidence }));
         }
         return finish(dir, txt, j, files, lang);
     };
-    let way = t(lang, if p.turned { "ex-way-turned" } else { "ex-way-upright" });
+    let way = t(
+        lang,
+        if p.turned {
+            "ex-way-turned"
+        } else {
+            "ex-way-upright"
+        },
+    );
     let _ = writeln!(
         txt,
         "  {}",
@@ -746,7 +885,15 @@ fn write_page(
         )
     );
     if let Some(cm) = p.covered_mark {
-        let _ = writeln!(txt, "  {}", ta(lang, "ex-covered", &[("corner", corner_text(lang, cm.corner).into())]));
+        let _ = writeln!(
+            txt,
+            "  {}",
+            ta(
+                lang,
+                "ex-covered",
+                &[("corner", corner_text(lang, cm.corner).into())]
+            )
+        );
     }
     if !p.side.read {
         let _ = writeln!(txt, "  {}", t(lang, "ex-side-not-read"));
@@ -758,7 +905,18 @@ fn write_page(
     let (Some(rt), Some(reading)) = (&pt.read, &pt.reading) else {
         if let Some(r) = record {
             let message = r.detail.clone().unwrap_or_default();
-            let _ = writeln!(txt, "  {}", ta(lang, "ex-error", &[("code", "read_error".into()), ("message", message.as_str().into())]));
+            let _ = writeln!(
+                txt,
+                "  {}",
+                ta(
+                    lang,
+                    "ex-error",
+                    &[
+                        ("code", "read_error".into()),
+                        ("message", message.as_str().into())
+                    ]
+                )
+            );
             j.insert("error".into(), json!({ "stage": "read", "code": "read_error", "message": message, "evidence": { "side": p.side.id } }));
         }
         return finish(dir, txt, j, files, lang);
@@ -768,7 +926,14 @@ fn write_page(
     let _ = writeln!(
         txt,
         "  {}",
-        ta(lang, "ex-bilevel", &[("yes", t(lang, if rt.bilevel { "ex-yes" } else { "ex-no" }).into())])
+        ta(
+            lang,
+            "ex-bilevel",
+            &[(
+                "yes",
+                t(lang, if rt.bilevel { "ex-yes" } else { "ex-no" }).into()
+            )]
+        )
     );
     let mut jfields = Vec::new();
     for (field, ft) in p.side.fields.iter().zip(&rt.fields) {
@@ -798,7 +963,11 @@ fn write_page(
             )
         );
         if let Some(reason) = status.reason(&field.id) {
-            let _ = writeln!(txt, "      {}", i18n::reason_text(lang, &reason, labels, form));
+            let _ = writeln!(
+                txt,
+                "      {}",
+                i18n::reason_text(lang, &reason, labels, form)
+            );
         }
         let n = r.cells.len();
         let mut jcells = Vec::new();
@@ -822,7 +991,11 @@ fn write_page(
             }));
         }
         if !shown.is_empty() {
-            let _ = writeln!(txt, "      {}", ta(lang, "ex-cells", &[("cells", shown.join(" · ").into())]));
+            let _ = writeln!(
+                txt,
+                "      {}",
+                ta(lang, "ex-cells", &[("cells", shown.join(" · ").into())])
+            );
         }
         let mut jboxes = Vec::new();
         for (i, b) in ft.boxes.iter().enumerate() {
@@ -842,15 +1015,31 @@ fn write_page(
                     lang,
                     "ex-box",
                     &[
-                        ("label", field.options.get(i).map(|o| o.label.as_str()).unwrap_or("").into()),
+                        (
+                            "label",
+                            field
+                                .options
+                                .get(i)
+                                .map(|o| o.label.as_str())
+                                .unwrap_or("")
+                                .into()
+                        ),
                         ("state", t(lang, state_id).into()),
-                        ("conf", format!("{:.3}", m.map(|m| m.confidence).unwrap_or(0.0)).into()),
+                        (
+                            "conf",
+                            format!("{:.3}", m.map(|m| m.confidence).unwrap_or(0.0)).into()
+                        ),
                         ("ink", pct(b.evidence.ink).into()),
                         ("faint", pct(b.evidence.faint).into()),
                         ("enclosure", pct(b.evidence.enclosure).into()),
                         (
                             "unjudgeable",
-                            if b.evidence.unjudgeable { t(lang, "ex-box-unjudgeable") } else { String::new() }.into()
+                            if b.evidence.unjudgeable {
+                                t(lang, "ex-box-unjudgeable")
+                            } else {
+                                String::new()
+                            }
+                            .into()
                         ),
                     ]
                 )
@@ -876,10 +1065,20 @@ fn write_page(
             "boxes": jboxes,
         }));
     }
-    j.insert("read".into(), json!({ "bilevel": rt.bilevel, "fields": jfields }));
+    j.insert(
+        "read".into(),
+        json!({ "bilevel": rt.bilevel, "fields": jfields }),
+    );
     let overlay = read_overlay(image, p, rt, reading, results);
     let path = dir.join(READ_PNG);
-    let png = encode_png(&path, overlay.width(), overlay.height(), png::ColorType::Rgb, overlay.as_raw(), Some(READ_PX_PER_MM * 25.4))?;
+    let png = encode_png(
+        &path,
+        overlay.width(),
+        overlay.height(),
+        png::ColorType::Rgb,
+        overlay.as_raw(),
+        Some(READ_PX_PER_MM * 25.4),
+    )?;
     private_file(&path, &png)?;
     files.push(READ_PNG);
 
@@ -890,7 +1089,13 @@ fn write_page(
             let weeks = rel
                 .plus_weeks_of
                 .as_deref()
-                .map(|w| ta(lang, "ex-relation-weeks", &[("weeks", labels.field(form, w).into())]))
+                .map(|w| {
+                    ta(
+                        lang,
+                        "ex-relation-weeks",
+                        &[("weeks", labels.field(form, w).into())],
+                    )
+                })
                 .unwrap_or_default();
             let _ = writeln!(
                 txt,
@@ -925,8 +1130,19 @@ fn write_page(
                     &[
                         ("field", labels.field(form, &v.field).into()),
                         ("kind", t(lang, &format!("ex-rule-kind-{}", v.kind)).into()),
-                        ("fields", v.fields.iter().map(|f| labels.field(form, f)).collect::<Vec<_>>().join("・").into()),
-                        ("rivals", v.rivals.map(odds_text).unwrap_or_else(|| "-".into()).into()),
+                        (
+                            "fields",
+                            v.fields
+                                .iter()
+                                .map(|f| labels.field(form, f))
+                                .collect::<Vec<_>>()
+                                .join("・")
+                                .into()
+                        ),
+                        (
+                            "rivals",
+                            v.rivals.map(odds_text).unwrap_or_else(|| "-".into()).into()
+                        ),
                         ("limit", odds_text(v.limit).into()),
                         ("decision", decision.into()),
                     ]
@@ -947,13 +1163,21 @@ fn write_page(
 
     // 5. match
     let _ = writeln!(txt, "\n{}", t(lang, "ex-stage-match"));
-    let _ = writeln!(txt, "  {}", ta(lang, "ex-register-rows", &[("rows", register_rows.into())]));
+    let _ = writeln!(
+        txt,
+        "  {}",
+        ta(lang, "ex-register-rows", &[("rows", register_rows.into())])
+    );
     if let Some(m) = &pt.matched {
         use crate::matching::MatchOutcome;
         let line = match &m.outcome {
-            MatchOutcome::Matched { row } => ta(lang, "ex-match-matched", &[("row", (row + 1).into())]),
+            MatchOutcome::Matched { row } => {
+                ta(lang, "ex-match-matched", &[("row", (row + 1).into())])
+            }
             MatchOutcome::RegisterNotFound => t(lang, "ex-match-not-found"),
-            MatchOutcome::BirthdateMismatch { row } => ta(lang, "ex-match-birth", &[("row", (row + 1).into())]),
+            MatchOutcome::BirthdateMismatch { row } => {
+                ta(lang, "ex-match-birth", &[("row", (row + 1).into())])
+            }
             MatchOutcome::NotAttempted => t(lang, "ex-match-not-attempted"),
         };
         let _ = writeln!(txt, "  {line}");
@@ -964,7 +1188,11 @@ fn write_page(
                     let _ = writeln!(
                         txt,
                         "  {}",
-                        ta(lang, "ex-vouch-not-asked", &[("why", t(lang, &format!("ex-vouch-why-{why}")).into())])
+                        ta(
+                            lang,
+                            "ex-vouch-not-asked",
+                            &[("why", t(lang, &format!("ex-vouch-why-{why}")).into())]
+                        )
                     );
                 }
                 None => {
@@ -986,10 +1214,31 @@ fn write_page(
                             "ex-vouch",
                             &[
                                 ("outcome", said.into()),
-                                ("row", k.trace.row.map(|r| (r + 1).to_string()).unwrap_or_else(|| "-".into()).into()),
-                                ("weakest", k.trace.weakest_cell.map(|w| format!("{w:.4}")).unwrap_or_else(|| "-".into()).into()),
+                                (
+                                    "row",
+                                    k.trace
+                                        .row
+                                        .map(|r| (r + 1).to_string())
+                                        .unwrap_or_else(|| "-".into())
+                                        .into()
+                                ),
+                                (
+                                    "weakest",
+                                    k.trace
+                                        .weakest_cell
+                                        .map(|w| format!("{w:.4}"))
+                                        .unwrap_or_else(|| "-".into())
+                                        .into()
+                                ),
                                 ("floor", format!("{}", k.trace.cell_floor).into()),
-                                ("rivals", k.trace.rivals.map(odds_text).unwrap_or_else(|| "-".into()).into()),
+                                (
+                                    "rivals",
+                                    k.trace
+                                        .rivals
+                                        .map(odds_text)
+                                        .unwrap_or_else(|| "-".into())
+                                        .into()
+                                ),
                                 ("max", odds_text(k.trace.max_rivals).into()),
                             ]
                         )
@@ -1047,7 +1296,15 @@ fn register_text(txt: &mut String, trace: &RegisterTrace, lang: Lang) {
             let _ = writeln!(
                 txt,
                 "  {}",
-                ta(lang, "ex-levels", &[("paper", p.into()), ("ink", i.into()), ("threshold", th.into())])
+                ta(
+                    lang,
+                    "ex-levels",
+                    &[
+                        ("paper", p.into()),
+                        ("ink", i.into()),
+                        ("threshold", th.into())
+                    ]
+                )
             );
         }
         _ => {
@@ -1058,11 +1315,27 @@ fn register_text(txt: &mut String, trace: &RegisterTrace, lang: Lang) {
         let _ = writeln!(
             txt,
             "  {}",
-            ta(lang, "ex-attempt", &[("form", a.template.as_str().into()), ("ppm", format!("{:.2}", a.px_per_mm_guess).into())])
+            ta(
+                lang,
+                "ex-attempt",
+                &[
+                    ("form", a.template.as_str().into()),
+                    ("ppm", format!("{:.2}", a.px_per_mm_guess).into())
+                ]
+            )
         );
         for m in &a.marks {
             let corner = corner_text(lang, m.corner);
             let line = match (m.found_px, m.placed_px) {
+                (Some((x, y)), _) if m.residual_mm.is_none() => ta(
+                    lang,
+                    "ex-mark-found-three",
+                    &[
+                        ("corner", corner.into()),
+                        ("x", format!("{x:.1}").into()),
+                        ("y", format!("{y:.1}").into()),
+                    ],
+                ),
                 (Some((x, y)), _) => ta(
                     lang,
                     "ex-mark-found",
@@ -1070,7 +1343,13 @@ fn register_text(txt: &mut String, trace: &RegisterTrace, lang: Lang) {
                         ("corner", corner.into()),
                         ("x", format!("{x:.1}").into()),
                         ("y", format!("{y:.1}").into()),
-                        ("residual", m.residual_mm.map(|r| format!("{r:.2}")).unwrap_or_else(|| "-".into()).into()),
+                        (
+                            "residual",
+                            m.residual_mm
+                                .map(|r| format!("{r:.2}"))
+                                .unwrap_or_else(|| "-".into())
+                                .into(),
+                        ),
                     ],
                 ),
                 (None, Some((x, y))) => ta(
@@ -1107,25 +1386,48 @@ fn register_text(txt: &mut String, trace: &RegisterTrace, lang: Lang) {
             let _ = writeln!(txt, "    {line}");
         }
         if let Some(s) = a.scale {
-            let _ = writeln!(txt, "    {}", ta(lang, "ex-scale", &[("scale", format!("{s:.3}").into())]));
+            let _ = writeln!(
+                txt,
+                "    {}",
+                ta(lang, "ex-scale", &[("scale", format!("{s:.3}").into())])
+            );
         }
         for read in &a.id_codes {
             let code = match read.code {
                 Some(c) => c.to_string(),
                 None => t(lang, "ex-idcode-none"),
             };
-            let way = t(lang, if read.turned { "ex-way-turned" } else { "ex-way-upright" });
+            let way = t(
+                lang,
+                if read.turned {
+                    "ex-way-turned"
+                } else {
+                    "ex-way-upright"
+                },
+            );
             let _ = writeln!(
                 txt,
                 "    {}",
-                ta(lang, "ex-idcode", &[("way", way.into()), ("bits", read.bits.as_str().into()), ("code", code.into())])
+                ta(
+                    lang,
+                    "ex-idcode",
+                    &[
+                        ("way", way.into()),
+                        ("bits", read.bits.as_str().into()),
+                        ("code", code.into())
+                    ]
+                )
             );
         }
         if let Some(e) = &a.error {
             let _ = writeln!(
                 txt,
                 "    {}",
-                ta(lang, "ex-error", &[("code", e.code().into()), ("message", e.to_string().into())])
+                ta(
+                    lang,
+                    "ex-error",
+                    &[("code", e.code().into()), ("message", e.to_string().into())]
+                )
             );
         }
     }

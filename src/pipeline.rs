@@ -383,7 +383,9 @@ fn process_file<'t>(
         }
         match page {
             Ok(p) => {
-                let mut trace = ex.as_ref().map(|_| PageTrace::new(p.page, Some(p.image.clone())));
+                let mut trace = ex
+                    .as_ref()
+                    .map(|_| PageTrace::new(p.page, Some(p.image.clone())));
                 let record = process_page(
                     scan,
                     &sha,
@@ -481,8 +483,11 @@ fn process_page<'t>(
     mut trace: Option<&mut PageTrace<'t>>,
 ) -> PageRecord {
     let mut record = PageRecord::new(&scan.rel, page_no, &scan.branch, sha);
-    let registered =
-        register::register_traced(image, templates, trace.as_deref_mut().map(|t| &mut t.register));
+    let registered = register::register_traced(
+        image,
+        templates,
+        trace.as_deref_mut().map(|t| &mut t.register),
+    );
     let page = match registered {
         Ok(p) => p,
         // A blank page too goes to staff: an empty back side looks the same

@@ -253,10 +253,7 @@ fn register_to<'t>(
     image: &GrayImage,
     template: &'t Template,
     levels: GreyLevels,
-) -> (
-    Result<RegisteredPage<'t>, RegisterError>,
-    TemplateAttempt,
-) {
+) -> (Result<RegisteredPage<'t>, RegisterError>, TemplateAttempt) {
     let ink_threshold = levels.ink_threshold();
     let (w, h) = image.dimensions();
     // Expected scale from the image size; scanners add or crop a little margin.
@@ -286,7 +283,14 @@ fn register_to<'t>(
         turned: false,
         error: None,
     };
-    let result = place(image, template, &found, px_per_mm_guess, ink_threshold, &mut attempt);
+    let result = place(
+        image,
+        template,
+        &found,
+        px_per_mm_guess,
+        ink_threshold,
+        &mut attempt,
+    );
     if let Err(e) = &result {
         attempt.error = Some(e.clone());
     }

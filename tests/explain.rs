@@ -117,7 +117,11 @@ fn a_sample_page_is_explained_stage_by_stage_with_my_number_masked() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("explain");
     let e = explain(&common::repo().join(SAMPLE), &out, "ja");
-    assert_files(&e, &out, &["1-decoded.png", "2-registered.png", "3-read.png"]);
+    assert_files(
+        &e,
+        &out,
+        &["1-decoded.png", "2-registered.png", "3-read.png"],
+    );
     let j = &e.json;
     assert_eq!(j["failed_stage"], Value::Null);
     assert_eq!(j["outcome"]["form"], "pregnancy-notification");
@@ -194,7 +198,11 @@ fn an_upside_down_page_is_read_turned() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("explain");
     let e = explain(&common::repo().join(TURNED), &out, "en");
-    assert_files(&e, &out, &["1-decoded.png", "2-registered.png", "3-read.png"]);
+    assert_files(
+        &e,
+        &out,
+        &["1-decoded.png", "2-registered.png", "3-read.png"],
+    );
     assert_eq!(e.json["failed_stage"], Value::Null);
     assert_eq!(e.json["register"]["placed"]["turned"], true);
     assert_eq!(e.json["outcome"]["turned"], true);
@@ -224,7 +232,11 @@ fn a_covered_mark_is_placed_from_the_other_three_and_two_stop_registration() {
     one.save(&file).unwrap();
     let out = dir.path().join("one");
     let e = explain(&file, &out, "ja");
-    assert_files(&e, &out, &["1-decoded.png", "2-registered.png", "3-read.png"]);
+    assert_files(
+        &e,
+        &out,
+        &["1-decoded.png", "2-registered.png", "3-read.png"],
+    );
     assert_eq!(e.json["failed_stage"], Value::Null);
     assert_eq!(
         e.json["register"]["placed"]["covered_mark"]["corner"],
@@ -254,14 +266,21 @@ fn a_covered_mark_is_placed_from_the_other_three_and_two_stop_registration() {
     let e = explain(&file, &out, "ja");
     assert_files(&e, &out, &["1-decoded.png", "2-registered.png"]);
     assert_eq!(e.json["outcome"]["status"], "unreadable");
-    assert_eq!(e.json["outcome"]["reasons"], serde_json::json!(["marks_not_found"]));
+    assert_eq!(
+        e.json["outcome"]["reasons"],
+        serde_json::json!(["marks_not_found"])
+    );
     assert_eq!(e.json["failed_stage"], "register");
     assert_eq!(e.json["error"]["code"], "marks_not_found");
     assert_eq!(
         e.json["error"]["evidence"]["MarksNotFound"]["missing"],
         serde_json::json!(["top-right", "bottom-left"])
     );
-    assert!(e.txt.contains("位置合わせの段階で止まりました"), "{}", e.txt);
+    assert!(
+        e.txt.contains("位置合わせの段階で止まりました"),
+        "{}",
+        e.txt
+    );
     assert!(e.stdout.contains("marks_not_found"), "{}", e.stdout);
 }
 
@@ -277,7 +296,10 @@ fn a_page_whose_id_code_names_no_form_is_an_unknown_form_with_the_bits_read() {
     let e = explain(&file, &out, "en");
     assert_files(&e, &out, &["1-decoded.png", "2-registered.png"]);
     assert_eq!(e.json["outcome"]["status"], "unreadable");
-    assert_eq!(e.json["outcome"]["reasons"], serde_json::json!(["unknown_form"]));
+    assert_eq!(
+        e.json["outcome"]["reasons"],
+        serde_json::json!(["unknown_form"])
+    );
     assert_eq!(e.json["failed_stage"], "register");
     assert_eq!(e.json["error"]["code"], "unknown_form");
     let evidence = &e.json["error"]["evidence"]["UnknownForm"];
@@ -287,7 +309,11 @@ fn a_page_whose_id_code_names_no_form_is_an_unknown_form_with_the_bits_read() {
     assert_eq!(attempts.len(), 2);
     for a in attempts {
         assert_eq!(a["error"]["UnknownForm"]["bits_upright"], "0".repeat(16));
-        assert!(a["marks"].as_array().unwrap().iter().all(|m| m["found_px"].is_array()));
+        assert!(a["marks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|m| m["found_px"].is_array()));
     }
     assert!(e.txt.contains("stopped at stage: 2. register"), "{}", e.txt);
 }
@@ -355,8 +381,7 @@ fn the_review_card_shows_an_unreadable_page_as_registration_saw_it() {
     // The page read by the engine `run` and `watch` use, stored as the
     // daemon stores it.
     let reader = common::reader();
-    let engine =
-        todoke::pipeline::Engine::new(&config, &config.watch.register, &reader).unwrap();
+    let engine = todoke::pipeline::Engine::new(&config, &config.watch.register, &reader).unwrap();
     let scan = todoke::intake::Scan {
         path: file.clone(),
         rel: "honcho/no-code.png".into(),
@@ -404,7 +429,46 @@ fn the_review_card_shows_an_unreadable_page_as_registration_saw_it() {
         "",
     );
     assert_eq!(status, 200, "{body}");
-    let at = body.find("id=\"page-image\"").expect("the card shows the page");
+    let at = body
+        .find("id=\"page-image\"")
+        .expect("the card shows the page");
     assert!(body[at..].contains("src=\"data:image/png;base64,"));
     assert!(body.contains("data-reason=\"unknown_form\""));
+}
+
+/// Writes `docs/explain-3-read.png` for the README: the top of `3-read.png`
+/// of the sample page. `cargo test --release --test explain -- --ignored`.
+#[test]
+#[ignore]
+fn write_docs_image() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("explain");
+    let e = explain(&common::repo().join(SAMPLE), &out, "ja");
+    let read = image::open(e.page.join("3-read.png")).unwrap().to_rgb8();
+    let (w, h) = read.dimensions();
+    let top =
+        image::imageops::crop_imm(&read, w / 10, h * 12 / 100, w * 8 / 10, h * 40 / 100).to_image();
+    let (cw, ch) = top.dimensions();
+    let small = image::imageops::resize(
+        &top,
+        cw * 3 / 4,
+        ch * 3 / 4,
+        image::imageops::FilterType::Triangle,
+    );
+    small
+        .save(common::repo().join("docs/explain-3-read.png"))
+        .unwrap();
+    if let Ok(keep) = std::env::var("TODOKE_EXPLAIN_KEEP") {
+        // The other cases' pictures, for a person to look at.
+        let keep = PathBuf::from(keep);
+        let mut page = load(SAMPLE);
+        whiten(&mut page, 190.0, 4.0, 16.0, 16.0);
+        whiten(&mut page, 79.0, 9.0, 52.0, 6.0);
+        page.save(keep.join("both.png")).unwrap();
+        explain(&keep.join("both.png"), &keep.join("both"), "en");
+        let mut page = load(SAMPLE);
+        whiten(&mut page, 190.0, 4.0, 16.0, 16.0);
+        page.save(keep.join("one.png")).unwrap();
+        explain(&keep.join("one.png"), &keep.join("one"), "ja");
+    }
 }
