@@ -371,10 +371,10 @@ fn process_file<'t>(
             Ok(p) => p.page,
             Err(f) => f.page,
         };
-        let ex = explain.as_deref_mut().map(|ex| {
+        let mut ex = explain.as_deref_mut();
+        if let Some(ex) = ex.as_deref_mut() {
             ex.page_count = ex.page_count.max(n);
-            ex
-        });
+        }
         if ex
             .as_ref()
             .is_some_and(|ex| ex.only_page.is_some_and(|only| only != n))
