@@ -151,10 +151,13 @@ impl Canvas {
         } else {
             image::imageops::resize(image, w, h, image::imageops::FilterType::Triangle)
         };
+        // Faded and in 16 greys: the scanner's noise on the paper becomes
+        // plain white, which keeps the PNG small (a record carries one).
         let img = RgbImage::from_fn(w, h, |x, y| {
             let v = small.get_pixel(x, y)[0] as f32;
-            let faded = (255.0 - (255.0 - v) * 0.55) as u8;
-            Rgb([faded, faded, faded])
+            let faded = 255.0 - (255.0 - v) * 0.55;
+            let level = ((faded / 17.0).round() * 17.0).min(255.0) as u8;
+            Rgb([level, level, level])
         });
         Canvas { img, scale }
     }
