@@ -472,3 +472,39 @@ fn write_docs_image() {
         explain(&keep.join("one.png"), &keep.join("one"), "ja");
     }
 }
+
+#[test]
+fn one_page_of_a_pdf_is_explained_alone_and_a_missing_page_is_an_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("explain");
+    // Page 2 of this PDF is a check-up back scanned upside down.
+    let pdf = common::repo().join("samples/inbox/sakura/scan-0012.pdf");
+    let o = common::todoke()
+        .arg("explain")
+        .arg(&pdf)
+        .args(["--page", "2", "--lang", "en", "--out"])
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(!out.join("page-1").exists());
+    let j: Value = serde_json::from_str(
+        &std::fs::read_to_string(out.join("page-2/explain.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(j["page"], 2);
+    assert_eq!(j["outcome"]["side"], "infant-checkup-back");
+    assert_eq!(j["register"]["placed"]["turned"], true);
+    assert!(out.join("page-2/3-read.png").exists());
+
+    let o = common::todoke()
+        .arg("explain")
+        .arg(&pdf)
+        .args(["--page", "5", "--out"])
+        .arg(dir.path().join("none"))
+        .output()
+        .unwrap();
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("no page 5 (it has 2)"), "{err}");
+}
