@@ -476,11 +476,15 @@ pub fn page_overlay_png(
     placed: Option<&RegisteredPage>,
 ) -> Option<Vec<u8>> {
     let img = registered_overlay(image, trace, placed, RECORD_PX_PER_MM);
-    let mut png = Vec::new();
-    image::DynamicImage::ImageRgb8(img)
-        .write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png)
-        .ok()?;
-    Some(png)
+    encode_png(
+        Path::new(PAGE_IMAGE),
+        img.width(),
+        img.height(),
+        png::ColorType::Rgb,
+        img.as_raw(),
+        Some(RECORD_PX_PER_MM * 25.4),
+    )
+    .ok()
 }
 
 /// A PNG, with its resolution when known (pHYs, in dots per metre).

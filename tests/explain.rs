@@ -488,10 +488,9 @@ fn one_page_of_a_pdf_is_explained_alone_and_a_missing_page_is_an_error() {
         .unwrap();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     assert!(!out.join("page-1").exists());
-    let j: Value = serde_json::from_str(
-        &std::fs::read_to_string(out.join("page-2/explain.json")).unwrap(),
-    )
-    .unwrap();
+    let j: Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("page-2/explain.json")).unwrap())
+            .unwrap();
     assert_eq!(j["page"], 2);
     assert_eq!(j["outcome"]["side"], "infant-checkup-back");
     assert_eq!(j["register"]["placed"]["turned"], true);
