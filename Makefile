@@ -53,8 +53,9 @@ bench-pages: build
 bench-digits: build
 	RAYON_NUM_THREADS=1 $(BIN) bench digits
 
-# The two members side by side, then joined (about 45 to 65 minutes on the
-# 2-core machine; see models/README.md).
+# The two members side by side, then joined (58 minutes on the shared 2-core
+# machine; see models/README.md). Interrupted, it resumes after the last
+# finished epoch when run again.
 train-digits: build
 	bash scripts/train-digits.sh
 
