@@ -202,11 +202,14 @@ fn read_marks_with(
         })
         .collect();
     // A black-and-white scanner drops a faint pencil answer below its black
-    // level entirely. A single choice with nothing left is missing anyway;
-    // an "all that apply" with nothing marked cannot be told from one
-    // answered in pencil, so it is not taken as "none".
+    // level entirely. A required single choice with nothing left is missing
+    // anyway; an "all that apply" or an optional question with nothing
+    // marked cannot be told from one answered in pencil, so it is not taken
+    // as unanswered (on validation pages, 4 optional questions answered in
+    // pencil came back as "no answer" with nothing doubtful about them).
     let none_marked = marks.iter().all(|m| m.state != MarkState::Marked);
-    if bilevel && field.kind == FieldKind::Multi && none_marked {
+    let unanswered_is_an_answer = field.kind == FieldKind::Multi || !field.required;
+    if bilevel && unanswered_is_an_answer && none_marked {
         for m in &mut marks {
             m.state = MarkState::Uncertain;
             m.confidence = m.confidence.min(0.5);

@@ -248,6 +248,58 @@ fn faint_pencil_ticks_are_read_in_grey_and_never_silently_empty() {
     }
 }
 
+/// Item 3 of issue 14, for optional questions: on a black-and-white scan an
+/// optional single choice with nothing left in its boxes may have been
+/// answered in pencil that the scanner dropped, so it is doubtful, not
+/// "unanswered"; on a grey scan an unanswered optional question is just that.
+#[test]
+fn an_optional_question_left_blank_in_black_and_white_is_doubtful() {
+    let templates = templates();
+    let side = "infant-checkup-back";
+    let f = field(&templates, side, "q_know_solution");
+    assert!(!f.required);
+    for (k, dpi) in [200u32, 300].into_iter().enumerate() {
+        let seed = 300 + k as u64 * 10;
+        let unanswered = blank(&templates, side, dpi);
+        let mut pencil = unanswered.clone();
+        synth::draw_answer(&mut pencil, dpi, f, 0, MarkStyle::Pencil, seed);
+        let grey = |page: &GrayImage| scan(page, dpi, ScanLook::default(), seed + 1);
+        let bw = |page: &GrayImage| {
+            let look = ScanLook {
+                bilevel: true,
+                ..Default::default()
+            };
+            scan(page, dpi, look, seed + 1)
+        };
+
+        let (_, r) = read_field(&grey(&unanswered), &templates, "q_know_solution");
+        assert_eq!(
+            (r.status, &r.value),
+            (FieldStatus::Ok, &serde_json::Value::Null),
+            "{dpi} dpi grey, unanswered"
+        );
+        let (_, r) = read_field(&grey(&pencil), &templates, "q_know_solution");
+        assert_eq!(
+            (r.status, &r.value),
+            (FieldStatus::Ok, &serde_json::json!(1)),
+            "{dpi} dpi grey, pencil"
+        );
+        for (what, page) in [("unanswered", &unanswered), ("pencil", &pencil)] {
+            let (_, r) = read_field(&bw(page), &templates, "q_know_solution");
+            assert!(
+                r.status != FieldStatus::Ok || r.value == serde_json::json!(1),
+                "{dpi} dpi black and white, {what}: passed as {r:?}"
+            );
+        }
+        let (_, r) = read_field(&bw(&unanswered), &templates, "q_know_solution");
+        assert_ne!(
+            r.status,
+            FieldStatus::Ok,
+            "{dpi} dpi black and white, unanswered"
+        );
+    }
+}
+
 /// Item 2 of issue 14: a circle around a box or an oval over a label is
 /// that option; a short stray stroke beside a box is not an answer.
 #[test]
