@@ -190,11 +190,15 @@ impl<'r> Engine<'r> {
 
     /// Rows of the register in use.
     pub fn register_rows(&self) -> usize {
+        self.current_register().people.len()
+    }
+
+    /// The register in use now; a swap meanwhile leaves this one whole.
+    fn current_register(&self) -> std::sync::Arc<Register> {
         self.register
             .read()
             .unwrap_or_else(|e| e.into_inner())
-            .people
-            .len()
+            .clone()
     }
 
     /// Swaps in a newer register (IT replaces the export weekly).
@@ -205,38 +209,33 @@ impl<'r> Engine<'r> {
     /// One file through decode → register → read → validate → matching;
     /// returns the file's sha256 (empty if it could not be read) and outcome.
     pub fn process(&self, scan: &Scan) -> (String, FileOutcome) {
+        self.process_with(scan, None)
+    }
+
+    /// `process`, every stage telling `explain` what it saw when given.
+    fn process_with<'s>(
+        &'s self,
+        scan: &Scan,
+        explain: Option<&mut Explain<'s>>,
+    ) -> (String, FileOutcome) {
         let readers = Readers {
             handwriting: self.handwriting,
             printed: Some(&self.printed),
         };
-        let register = self
-            .register
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone();
         process_file(
             scan,
             &self.limits,
             &self.pdf,
             &self.templates,
-            &register,
+            &self.current_register(),
             &readers,
-            None,
+            explain,
         )
     }
 
     /// One file through the same stages as `process`, every stage telling
     /// what it saw (`todoke explain`); `page` limits it to one page.
     pub fn explain(&self, path: &Path, page: Option<usize>) -> ExplainedFile<'_> {
-        let readers = Readers {
-            handwriting: self.handwriting,
-            printed: Some(&self.printed),
-        };
-        let register = self
-            .register
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone();
         let scan = Scan {
             path: path.to_path_buf(),
             rel: path
@@ -250,15 +249,7 @@ impl<'r> Engine<'r> {
             pages: Vec::new(),
             page_count: 0,
         };
-        let (sha256, outcome) = process_file(
-            &scan,
-            &self.limits,
-            &self.pdf,
-            &self.templates,
-            &register,
-            &readers,
-            Some(&mut explain),
-        );
+        let (sha256, outcome) = self.process_with(&scan, Some(&mut explain));
         ExplainedFile {
             sha256,
             quarantine: match outcome {

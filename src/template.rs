@@ -699,8 +699,8 @@ pub fn era_from_code(code: &str) -> Option<Era> {
     }
 }
 
-/// All templates in a folder (`*.toml`), sorted by id.
-pub fn load_dir(dir: &Path) -> Result<Vec<Template>, TemplateError> {
+/// The `*.toml` files of a template folder, sorted by name.
+fn toml_files(dir: &Path) -> Result<Vec<PathBuf>, TemplateError> {
     let entries = std::fs::read_dir(dir).map_err(|source| TemplateError::Io {
         path: dir.to_path_buf(),
         source,
@@ -710,6 +710,12 @@ pub fn load_dir(dir: &Path) -> Result<Vec<Template>, TemplateError> {
         .filter(|p| p.extension().is_some_and(|e| e == "toml"))
         .collect();
     paths.sort();
+    Ok(paths)
+}
+
+/// All templates in a folder (`*.toml`), sorted by id.
+pub fn load_dir(dir: &Path) -> Result<Vec<Template>, TemplateError> {
+    let paths = toml_files(dir)?;
     let mut out = Vec::new();
     for p in paths {
         out.push(Template::load(&p)?);
@@ -746,15 +752,7 @@ pub fn heads(dir: &Path) -> Result<Vec<TemplateHead>, TemplateError> {
         id: String,
         version: String,
     }
-    let entries = std::fs::read_dir(dir).map_err(|source| TemplateError::Io {
-        path: dir.to_path_buf(),
-        source,
-    })?;
-    let mut paths: Vec<PathBuf> = entries
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.extension().is_some_and(|e| e == "toml"))
-        .collect();
-    paths.sort();
+    let paths = toml_files(dir)?;
     Ok(paths
         .into_iter()
         .filter_map(|path| {

@@ -408,21 +408,9 @@ fn the_review_card_shows_an_unreadable_page_as_registration_saw_it() {
     ledger.publish("b1").unwrap();
     drop(ledger);
 
-    let server = todoke::serve::ReviewServer::start(
-        config,
-        &todoke::serve::ReviewOptions {
-            bind: "127.0.0.1".into(),
-            port: 0,
-            reviewer: Some("tester".into()),
-        },
-    )
-    .unwrap();
-    let url = server.url.clone();
-    std::thread::spawn(move || server.run());
-    let rest = url.strip_prefix("http://127.0.0.1:").unwrap();
-    let (port, token) = rest.split_once("/?t=").unwrap();
+    let (port, token) = common::serve_review(config);
     let (status, _, body) = common::browser::http(
-        port.parse().unwrap(),
+        port,
         "GET",
         &format!("/m/{id}/1"),
         &[("Cookie", &format!("todoke_t={token}"))],

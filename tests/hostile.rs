@@ -383,20 +383,7 @@ fn review_server(dir: &Path) -> (u16, String) {
     };
     config.watch.state = dir.join("todoke.db");
     config.watch.register = common::repo().join("seeds/register.csv");
-    let server = todoke::serve::ReviewServer::start(
-        config,
-        &todoke::serve::ReviewOptions {
-            bind: "127.0.0.1".into(),
-            port: 0,
-            reviewer: Some("tester".into()),
-        },
-    )
-    .unwrap();
-    let url = server.url.clone();
-    std::thread::spawn(move || server.run());
-    let rest = url.strip_prefix("http://127.0.0.1:").unwrap();
-    let (port, token) = rest.split_once("/?t=").unwrap();
-    (port.parse().unwrap(), token.to_string())
+    common::serve_review(config)
 }
 
 /// Sends `request` and returns the status code, or `None` if no answer

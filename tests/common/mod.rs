@@ -151,6 +151,25 @@ pub fn wait_until_read(work: &Path, taken: i64) {
     }
 }
 
+/// The review page served on a free port on its own thread, as reviewer
+/// "tester": its port and access token.
+pub fn serve_review(config: todoke::config::Config) -> (u16, String) {
+    let server = todoke::serve::ReviewServer::start(
+        config,
+        &todoke::serve::ReviewOptions {
+            bind: "127.0.0.1".into(),
+            port: 0,
+            reviewer: Some("tester".into()),
+        },
+    )
+    .unwrap();
+    let url = server.url.clone();
+    std::thread::spawn(move || server.run());
+    let rest = url.strip_prefix("http://127.0.0.1:").unwrap();
+    let (port, token) = rest.split_once("/?t=").unwrap();
+    (port.parse().unwrap(), token.to_string())
+}
+
 /// Stops a daemon the polite way and checks it exited cleanly.
 pub fn terminate(running: Running) {
     let child = running.into_child();
