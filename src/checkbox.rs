@@ -88,6 +88,11 @@ pub const STRAY: f32 = 0.4;
 /// Share of the inside of a black-and-white scan that is still a mark's
 /// trace, not a speck: above this nothing is called empty.
 pub const BILEVEL_SPECKS: f32 = 0.004;
+/// Share of the inside below which a mark on a black-and-white scan is a
+/// light stroke the scanner kept only in part. Pen ticks keep at least 0.18
+/// (360 synthetic ticks at 200 to 400 dpi); light-pen ticks whose sibling
+/// answer vanished kept 0.10 to 0.14.
+pub const BILEVEL_FIRM: f32 = 0.16;
 
 /// The evidence for option `idx` of `field` on a side.
 pub fn evidence(

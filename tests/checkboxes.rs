@@ -569,3 +569,43 @@ fn survey_checkbox_evidence() {
         }
     }
 }
+
+/// Item 1 of issue 14 in black and white: a light pen at the scanner's
+/// black level keeps part of one tick of an "all that apply" and none of
+/// the next, so a field whose ticks came through thin is doubtful, never a
+/// shorter answer with status ok; pen ticks and crosses still pass.
+#[test]
+fn a_thin_tick_in_black_and_white_leaves_the_rest_of_an_all_that_apply_doubtful() {
+    let templates = templates();
+    let f = field(&templates, PREGNANCY, "q_worries");
+    let bw = ScanLook {
+        bilevel: true,
+        ..Default::default()
+    };
+    for dpi in [200u32, 300] {
+        let base = blank(&templates, PREGNANCY, dpi);
+        for seed in 200..224u64 {
+            for style in [MarkStyle::Faint, MarkStyle::Tick, MarkStyle::Cross] {
+                let mut page = base.clone();
+                synth::draw_answer(&mut page, dpi, f, 1, style, seed * 7 + 1);
+                synth::draw_answer(&mut page, dpi, f, 3, style, seed * 7 + 2);
+                let scanned = scan(&page, dpi, bw, seed * 7 + 3);
+                let (_, r) = read_field(&scanned, &templates, "q_worries");
+                let right = r.value == serde_json::json!([2, 4]);
+                if style == MarkStyle::Faint {
+                    assert!(
+                        r.status != FieldStatus::Ok || right,
+                        "{dpi} dpi, seed {seed}: light-pen answers passed as {:?}",
+                        r.value
+                    );
+                } else {
+                    assert_eq!(
+                        (r.status, right),
+                        (FieldStatus::Ok, true),
+                        "{dpi} dpi, seed {seed}: {style:?} in pen"
+                    );
+                }
+            }
+        }
+    }
+}
