@@ -53,9 +53,10 @@ bench-pages: build
 bench-digits: build
 	RAYON_NUM_THREADS=1 $(BIN) bench digits
 
-# The two members side by side, then joined (58 minutes on the shared 2-core
-# machine; see models/README.md). Interrupted, it resumes after the last
-# finished epoch when run again.
+# Three members, two at a time, 16 epochs each, then joined (a pair took
+# 27 minutes on the 2-core machine, so about 55 minutes in all; see
+# models/README.md). Interrupted, it resumes after the last finished epoch
+# when run again.
 train-digits: build
 	bash scripts/train-digits.sh
 

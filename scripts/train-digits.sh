@@ -9,8 +9,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN=target/release/todoke
-MEMBERS="${MEMBERS:-small:11 small:12}"
-EPOCHS="${EPOCHS:-8}"
+MEMBERS="${MEMBERS:-small:15 small:16 small:17}"
+EPOCHS="${EPOCHS:-16}"
 OUT="${OUT:-models/digits.safetensors}"
 WORK=target/train-digits
 mkdir -p "$WORK"
