@@ -207,24 +207,22 @@ fn read_marks_with(
     // marked cannot be told from one answered in pencil, so it is not taken
     // as unanswered (on validation pages, 4 optional questions answered in
     // pencil came back as "no answer" with nothing doubtful about them).
-    let none_marked = marks.iter().all(|m| m.state != MarkState::Marked);
-    let unanswered_is_an_answer = field.kind == FieldKind::Multi || !field.required;
-    if bilevel && unanswered_is_an_answer && none_marked {
-        for m in &mut marks {
-            m.state = MarkState::Uncertain;
-            m.confidence = m.confidence.min(0.5);
-        }
-    }
     // The same goes for the rest of an "all that apply" whose ticks came
     // through thin: a light pen at the scanner's black level keeps part of
     // one tick and none of the next (on synthetic light-pen answers, 12 of
     // 180 two-answer fields kept one answer and passed as complete).
+    let none_marked = marks.iter().all(|m| m.state != MarkState::Marked);
+    let unanswered_is_an_answer = field.kind == FieldKind::Multi || !field.required;
     let marked_ink = page.template.defaults.checkbox_marked_ink;
-    let thin = marks.iter().any(|m| {
-        m.state == MarkState::Marked && (marked_ink..checkbox::BILEVEL_FIRM).contains(&m.ink)
-    });
-    if bilevel && field.kind == FieldKind::Multi && thin {
-        for m in marks.iter_mut().filter(|m| m.state == MarkState::Empty) {
+    let thin = || {
+        marks.iter().any(|m| {
+            m.state == MarkState::Marked && (marked_ink..checkbox::BILEVEL_FIRM).contains(&m.ink)
+        })
+    };
+    let blanks_in_doubt =
+        (unanswered_is_an_answer && none_marked) || (field.kind == FieldKind::Multi && thin());
+    if bilevel && blanks_in_doubt {
+        for m in marks.iter_mut().filter(|m| m.state != MarkState::Marked) {
             m.state = MarkState::Uncertain;
             m.confidence = m.confidence.min(0.5);
         }
