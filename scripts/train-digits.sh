@@ -9,7 +9,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN=target/release/todoke
-MEMBERS="${MEMBERS:-small:15 small:16 small:17}"
+MEMBERS="${MEMBERS:-small:15 small:16 small+deskew:21 small+deskew:22 small+deskew:23}"
 EPOCHS="${EPOCHS:-16}"
 OUT="${OUT:-models/digits.safetensors}"
 WORK=target/train-digits

@@ -645,7 +645,7 @@ mod tests {
         let bytes = std::fs::read(shipped()).expect("model file");
         assert_eq!(info.version, hex::encode(Sha256::digest(&bytes)));
         assert!(bytes.len() <= 5_000_000, "model is {} bytes", bytes.len());
-        assert_eq!(reader.members(), 3);
+        assert_eq!(reader.members(), 5);
     }
 
     #[test]
