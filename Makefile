@@ -53,8 +53,8 @@ bench-pages: build
 bench-digits: build
 	RAYON_NUM_THREADS=1 $(BIN) bench digits
 
-# Three members, two at a time, 16 epochs each, then joined (a pair took
-# 27 minutes on the 2-core machine, so about 55 minutes in all; see
+# Five members, two at a time, 16 epochs each, then joined (a pair took
+# 21 minutes on the quiet 2-core machine, so about 65 minutes in all; see
 # models/README.md). Interrupted, it resumes after the last finished epoch
 # when run again.
 train-digits: build
