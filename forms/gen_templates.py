@@ -74,6 +74,8 @@ class Side:
                 out.append("required = false")
             if "min_confidence" in f:
                 out.append(f"min_confidence = {f['min_confidence']}")
+            if f.get("not_after_receipt"):
+                out.append("not_after_receipt = true")
             if "boxes" in f:
                 b = f["boxes"]
                 out += ["", "[sides.fields.boxes]", f"x_mm = {r(b['x'])}", f"y_mm = {r(b['y'])}",
@@ -228,14 +230,17 @@ def pregnancy():
     s.text("（あて先）　〇〇市長", LEFT, 30.0)
     s.text("次のとおり妊娠を届け出ます。数字欄には、1マスに1字ずつ算用数字で記入してください。", LEFT, 35.5, 3.0)
     y = 44.0
-    date(s, "notified_on", "届出日", y, 62.0, era="reiwa", min_confidence=UNCHECKED)
+    # Dates written on or before the day they are handed in: none may be later
+    # than the day todoke takes the scan in (the due date looks ahead).
+    date(s, "notified_on", "届出日", y, 62.0, era="reiwa", min_confidence=UNCHECKED,
+         not_after_receipt=True)
     y += 13.0
     end = digits(s, "atena_no", "宛名番号", y, 62.0, 10)
     s.text("※窓口記入欄", end + 4.0, y + (BOX_H - 3.0) / 2, 3.0)
     y += 13.0
     s.text("■ 妊婦について", LEFT, y, 4.0)
     y += 7.5
-    date(s, "birth_date", "生年月日（妊婦）", y, 62.0, era_options=True)
+    date(s, "birth_date", "生年月日（妊婦）", y, 62.0, era_options=True, not_after_receipt=True)
     y += 13.0
     end = digits(s, "my_number", "個人番号", y, 62.0, 12, check="my_number", sensitive=True)
     s.text("（12桁）", end + 3.0, y + (BOX_H - 3.0) / 2, 3.0)
@@ -344,9 +349,10 @@ def infant():
     end = digits(back, "atena_no", "宛名番号（お子さん）", y, 62.0, 10)
     back.text("※窓口記入欄", end + 4.0, y + (BOX_H - 3.0) / 2, 3.0)
     y += 13.0
-    date(back, "birth_date", "生年月日（お子さん）", y, 62.0, era="reiwa")
+    date(back, "birth_date", "生年月日（お子さん）", y, 62.0, era="reiwa", not_after_receipt=True)
     y += 13.0
-    date(back, "checkup_date", "受診日", y, 62.0, era="reiwa", min_confidence=UNCHECKED)
+    date(back, "checkup_date", "受診日", y, 62.0, era="reiwa", min_confidence=UNCHECKED,
+         not_after_receipt=True)
     back.relations.append((
         "An infant check-up is in the first year of life; a month's grace for a late visit.",
         "birth_date", "checkup_date", None, (0, 400)))

@@ -80,6 +80,9 @@ reason-missing = "{ $field }" is blank or no mark was found. Enter it from the i
 reason-inconsistent = "{ $field }" does not agree with the other dates (e.g. due date and weeks pregnant). Check against the image which one was misread.
     .short = { $field }: disagrees with other dates
     .kind = dates disagree
+reason-after_receipt = "{ $field }" was read as a day later than the day its scan was taken in. Nobody writes a day still to come, so it is misread or miswritten: enter the right date from the image, or ask the person.
+    .short = { $field }: after the day taken in
+    .kind = date after intake
 reason-register_not_found = Nobody in the resident register has the addressee number as read (the number did not match, so the birthdate was not compared). Compare the candidates with the image and correct the number, or reject if the person is not in the register.
     .short = not in the register (addressee number did not match)
     .kind = not in the register
@@ -165,6 +168,7 @@ field-status-check_digit = check digit fails
 field-status-multiple_marks = several marks
 field-status-missing = blank
 field-status-inconsistent = disagrees with other dates
+field-status-after_receipt = later than the day taken in
 
 ## report.html
 
@@ -282,6 +286,7 @@ ex-rule-held = the rules cannot vouch: stays doubtful
 ex-rule-not_searchable = cannot be searched (the era is not sure, or a field is missing)
 ex-rule-no_rules = no rule can catch a misread here (no check digit, range, date or relation): cannot vouch
 ex-rules-none = no field was vouched for by the rules.
+ex-received = taken in on { $day }: no notification, check-up or birth date may be later.
 ex-relation = dates do not agree: { $earlier } → { $later }{ $weeks } ({ $lo } to { $hi } days)
 ex-relation-weeks = { " " }plus the weeks of { $weeks }
 ex-match-matched = matches register row { $row } (addressee number and birthdate)

@@ -79,6 +79,9 @@ reason-missing = 「{ $field }」が未記入か、印が見つかりません�
 reason-inconsistent = 「{ $field }」がほかの日付と合いません（出産予定日と妊娠週数など）。画像を見て、どちらの読み違いかを確かめてください。
     .short = { $field }: ほかの日付と矛盾
     .kind = 日付の矛盾
+reason-after_receipt = 「{ $field }」が、この書類のスキャンを取り込んだ日より後の日付に読めました。まだ来ていない日は書けないので、読み違いか書き違いです。画像を見て正しい日付を入力するか、本人に確認してください。
+    .short = { $field }: 取り込み日より後の日付
+    .kind = 取り込み日より後
 reason-register_not_found = 読み取った宛名番号の人が住民記録にいません（宛名番号が一致しないため、生年月日は照合していません）。候補と画像を見比べて宛名番号を直すか、記録にない人なら却下してください。
     .short = 住民記録に該当なし（宛名番号が不一致）
     .kind = 住民記録に該当なし
@@ -161,6 +164,7 @@ field-status-check_digit = チェックデジット不一致
 field-status-multiple_marks = 複数に印
 field-status-missing = 未記入
 field-status-inconsistent = ほかの日付と矛盾
+field-status-after_receipt = 取り込み日より後の日付
 
 ## report.html
 
@@ -278,6 +282,7 @@ ex-rule-held = 保証できないので自信なしのまま
 ex-rule-not_searchable = 探せません（元号が確かでない、項目がないなど）
 ex-rule-no_rules = 読み違いを見つける規則がない（チェックデジット・範囲・日付・関係のどれもない）ので保証できません
 ex-rules-none = 規則による保証は行いませんでした。
+ex-received = 取り込み日 { $day }：届出日・受診日・生年月日はこの日より後にはなりえないものとして扱いました。
 ex-relation = 日付の関係が成り立ちません: { $earlier } → { $later }{ $weeks }（{ $lo }〜{ $hi } 日）
 ex-relation-weeks = ＋{ $weeks }の週数
 ex-match-matched = 住民記録の { $row } 行目と一致（宛名番号・生年月日とも）

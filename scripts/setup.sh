@@ -16,7 +16,7 @@ fi
 SUDO=""
 if [ "$(id -u)" != 0 ]; then SUDO="sudo"; fi
 
-APT_PKGS="libtesseract-dev libleptonica-dev tesseract-ocr-eng clang libclang-dev pkg-config fonts-ipafont-gothic python3 chromium chromium-driver"
+APT_PKGS="libtesseract-dev libleptonica-dev tesseract-ocr-eng clang libclang-dev pkg-config fonts-ipafont-gothic python3 chromium chromium-driver faketime"
 missing=""
 for p in $APT_PKGS; do
   dpkg -s "$p" >/dev/null 2>&1 || missing="$missing $p"

@@ -1092,6 +1092,13 @@ fn write_page(
     // 4. validate
     let _ = writeln!(txt, "\n{}", t(lang, "ex-stage-validate"));
     if let Some(vt) = &pt.validate {
+        if let Some(day) = vt.received_on {
+            let _ = writeln!(
+                txt,
+                "  {}",
+                ta(lang, "ex-received", &[("day", day.to_string().into())])
+            );
+        }
         for rel in &vt.broken_relations {
             let weeks = rel
                 .plus_weeks_of
@@ -1159,6 +1166,7 @@ fn write_page(
         j.insert(
             "validate".into(),
             json!({
+                "received_on": vt.received_on,
                 "broken_relations": vt.broken_relations,
                 "vouching": vt.vouching.iter().map(|v| json!({
                     "field": v.field, "kind": v.kind, "fields": v.fields, "limit": num(v.limit),

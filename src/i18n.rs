@@ -38,13 +38,14 @@ pub const JA_FTL: &str = include_str!("../i18n/ja.ftl");
 pub const EN_FTL: &str = include_str!("../i18n/en.ftl");
 
 /// Reason kinds that name a field after a colon (`low_confidence:atena_no`).
-pub const FIELD_REASONS: [&str; 6] = [
+pub const FIELD_REASONS: [&str; 7] = [
     "low_confidence",
     "invalid",
     "check_digit",
     "multiple_marks",
     "missing",
     "inconsistent",
+    "after_receipt",
 ];
 
 /// Reason codes of a whole page or file. Quarantine reasons come as
@@ -96,7 +97,7 @@ pub const PAGE_STATUSES: [&str; 5] = [
 ];
 
 /// Field statuses (`FieldStatus::code`).
-pub const FIELD_STATUSES: [&str; 7] = [
+pub const FIELD_STATUSES: [&str; 8] = [
     "ok",
     "low_confidence",
     "invalid",
@@ -104,6 +105,7 @@ pub const FIELD_STATUSES: [&str; 7] = [
     "multiple_marks",
     "missing",
     "inconsistent",
+    "after_receipt",
 ];
 
 impl std::str::FromStr for Lang {

@@ -5,6 +5,7 @@
 //! thumbnails, editor locks, partial-upload names) is not a scan and is left
 //! where it is rather than quarantined.
 
+use chrono::NaiveDate;
 use std::path::{Path, PathBuf};
 
 /// One file found in the inbox.
@@ -14,6 +15,9 @@ pub struct Scan {
     /// Path relative to the inbox, `/`-separated.
     pub rel: String,
     pub branch: String,
+    /// The day todoke reads the file (the server's local date): nothing on
+    /// the paper was written later, so it bounds the dates read.
+    pub received_on: NaiveDate,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -55,7 +59,9 @@ pub fn collect(inbox: &Path) -> Result<Vec<Scan>, IntakeError> {
 /// Every scan under `inbox` and every entry that is not to be read.
 pub fn list(inbox: &Path) -> Result<Listing, IntakeError> {
     let mut out = Listing::default();
-    walk(inbox, inbox, &mut out)?;
+    // A file found now is taken in today.
+    let today = chrono::Local::now().date_naive();
+    walk(inbox, inbox, today, &mut out)?;
     out.scans.sort_by(|a, b| a.rel.cmp(&b.rel));
     out.refused.sort_by(|a, b| a.rel.cmp(&b.rel));
     Ok(out)
@@ -122,7 +128,7 @@ pub fn sha256_file(path: &Path) -> std::io::Result<String> {
     Ok(hex::encode(hasher.finalize()))
 }
 
-fn walk(root: &Path, dir: &Path, out: &mut Listing) -> Result<(), IntakeError> {
+fn walk(root: &Path, dir: &Path, today: NaiveDate, out: &mut Listing) -> Result<(), IntakeError> {
     let io = |source| IntakeError::Io {
         path: dir.to_path_buf(),
         source,
@@ -137,7 +143,7 @@ fn walk(root: &Path, dir: &Path, out: &mut Listing) -> Result<(), IntakeError> {
         // Not followed: a link to a folder is refused like one to a file.
         let kind = entry.file_type().map_err(io)?;
         if kind.is_dir() {
-            walk(root, &path, out)?;
+            walk(root, &path, today, out)?;
             continue;
         }
         let rel_path = path.strip_prefix(root).unwrap_or(&path);
@@ -155,6 +161,7 @@ fn walk(root: &Path, dir: &Path, out: &mut Listing) -> Result<(), IntakeError> {
                 path: path.clone(),
                 rel: parts.join("/"),
                 branch,
+                received_on: today,
             });
         } else if let Some(kind) = refused_kind(kind) {
             out.refused.push(Refused {

@@ -243,6 +243,8 @@ impl<'r> Engine<'r> {
                 .map(|n| n.to_string_lossy().into_owned())
                 .unwrap_or_default(),
             branch: String::new(),
+            // Explained today: the file was at the latest taken in today.
+            received_on: chrono::Local::now().date_naive(),
         };
         let mut explain = Explain {
             only_page: page,
@@ -514,8 +516,13 @@ fn process_page<'t>(
         }
     };
     let mut validate_trace = trace.as_ref().map(|_| ValidateTrace::default());
-    let mut validated =
-        validate::validate_traced(page.template, page.side, &reading, validate_trace.as_mut());
+    let mut validated = validate::validate_traced(
+        page.template,
+        page.side,
+        &reading,
+        Some(scan.received_on),
+        validate_trace.as_mut(),
+    );
     let atena_cells = reading
         .fields
         .iter()

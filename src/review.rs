@@ -104,13 +104,33 @@ pub fn parse_typed(field: &Field, text: &str) -> Result<serde_json::Value, Strin
     }
 }
 
-/// Applies a reviewer's edits to a mismatch and runs the gate.
+/// A date the paper cannot hold yet, typed from a paper that says so, is
+/// still wrong: the person is asked, the record is not taken.
+fn not_after(
+    field: &Field,
+    value: serde_json::Value,
+    today: chrono::NaiveDate,
+) -> Result<serde_json::Value, String> {
+    let later = value
+        .as_str()
+        .and_then(|s| chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d").ok())
+        .is_some_and(|d| d > today);
+    if field.not_after_receipt && later {
+        return Err(format!("after_receipt:{}", field.id));
+    }
+    Ok(value)
+}
+
+/// Applies a reviewer's edits to a mismatch and runs the gate. `today` is
+/// the day of the review: a date that may not be later than the scan's
+/// intake cannot be later than today either, whoever typed it.
 pub fn correct(
     record: &PageRecord,
     template: &Template,
     edits: &Edits,
     register: &Register,
     reviewer: &str,
+    today: chrono::NaiveDate,
 ) -> Decision {
     let side = template
         .sides
@@ -131,7 +151,7 @@ pub fn correct(
             reasons.push(format!("invalid:{id}"));
             continue;
         };
-        match parse_typed(field, text) {
+        match parse_typed(field, text).and_then(|v| not_after(field, v, today)) {
             Ok(value) => {
                 let before = fields
                     .get(id)
@@ -257,6 +277,11 @@ mod tests {
         r
     }
 
+    /// The review day of the tests; the records' dates are before it.
+    fn day() -> chrono::NaiveDate {
+        chrono::NaiveDate::from_ymd_opt(2026, 12, 7).unwrap()
+    }
+
     fn edits(pairs: &[(&str, &str)]) -> Edits {
         pairs
             .iter()
@@ -270,7 +295,7 @@ mod tests {
         let (t, reg) = (template(), register(dir.path()));
         let r = mismatch(&t);
         let e = edits(&[("atena_no", "0000123457"), ("birth_date", "2025-08-25")]);
-        match correct(&r, &t, &e, &reg, "山田") {
+        match correct(&r, &t, &e, &reg, "山田", day()) {
             Decision::Corrected { record, changes } => {
                 assert_eq!(record.status, PageStatus::Validated);
                 assert!(record.corrected);
@@ -294,7 +319,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let (t, reg) = (template(), register(dir.path()));
         let r = mismatch(&t);
-        let open = |e: Edits| match correct(&r, &t, &e, &reg, "山田") {
+        let open = |e: Edits| match correct(&r, &t, &e, &reg, "山田", day()) {
             Decision::StillOpen { reasons, .. } => reasons,
             other => panic!("{other:?}"),
         };
@@ -322,6 +347,25 @@ mod tests {
             open(edits(&[("atena_no", "12a"), ("birth_date", "2025-02-30")])),
             vec!["invalid:atena_no", "invalid:birth_date"]
         );
+        // A check-up typed as tomorrow is refused; today is possible.
+        assert_eq!(
+            open(edits(&[
+                ("atena_no", "0000123457"),
+                ("checkup_date", "2026-12-08")
+            ])),
+            vec!["after_receipt:checkup_date"]
+        );
+        assert!(matches!(
+            correct(
+                &r,
+                &t,
+                &edits(&[("atena_no", "0000123457"), ("checkup_date", "2026-12-07")]),
+                &reg,
+                "山田",
+                day()
+            ),
+            Decision::Corrected { .. }
+        ));
     }
 
     #[test]

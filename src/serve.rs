@@ -480,7 +480,14 @@ impl ReviewServer {
                     }
                 }
                 match self.template_of(&item) {
-                    Some(t) => review::correct(&item.record, t, &edits, &self.register, reviewer),
+                    Some(t) => review::correct(
+                        &item.record,
+                        t,
+                        &edits,
+                        &self.register,
+                        reviewer,
+                        chrono::Local::now().date_naive(),
+                    ),
                     None => Decision::StillOpen {
                         changes: Vec::new(),
                         reasons: vec!["unknown_form".into()],

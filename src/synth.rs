@@ -679,14 +679,21 @@ fn shift_days(
     }
 }
 
-/// Forms are handed in during 2026; the samples are meant to look like one
-/// year's intake.
-const YEAR_START: (i32, u32, u32) = (2026, 1, 5);
-const YEAR_END: (i32, u32, u32) = (2026, 12, 25);
+/// The day the synthetic scans are taken in, a Friday. Pages look like one
+/// week's intake: a notification is handed in at most two weeks before it
+/// is scanned, a check-up questionnaire comes from the clinic within two
+/// months. No date on a page is later, so any run on or after this day
+/// finds them possible (`not_after_receipt`), and a run on it holds them
+/// to the bound a week's batch has.
+pub const TAKEN_IN: (i32, u32, u32) = (2026, 11, 27);
 
-fn in_2026(rng: &mut StdRng) -> NaiveDate {
-    let (a, b) = (YEAR_START, YEAR_END);
-    date_between(rng, ymd(a.0, a.1, a.2), ymd(b.0, b.1, b.2))
+fn taken_in() -> NaiveDate {
+    ymd(TAKEN_IN.0, TAKEN_IN.1, TAKEN_IN.2)
+}
+
+/// A day within `days` before the intake day, both ends included.
+fn before_intake(rng: &mut StdRng, days: i64) -> NaiveDate {
+    date_between(rng, taken_in() - Duration::days(days), taken_in())
 }
 
 fn date_between(rng: &mut StdRng, a: NaiveDate, b: NaiveDate) -> NaiveDate {
@@ -734,7 +741,7 @@ fn fill_generic(side: &Side, rng: &mut StdRng, values: &mut BTreeMap<String, Val
                 rng,
                 f.boxes.as_ref().map_or(0, |b| b.count()),
             )),
-            FieldKind::Date => Value::Date(in_2026(rng)),
+            FieldKind::Date => Value::Date(before_intake(rng, 60)),
         };
         values.insert(f.id.clone(), v);
     }
@@ -751,10 +758,7 @@ fn fill_pregnancy(
     let (atena, birth, mismatch) = people.enrol(rng, p, span);
     let weeks = rng.gen_range(5..=40u32);
     let to_due = (40 - weeks as i64) * 7 + rng.gen_range(-3..=6);
-    // Notified early enough in 2026 that the due date is in 2026 too.
-    let (a, b) = (YEAR_START, YEAR_END);
-    let last = ymd(b.0, b.1, b.2) - Duration::days(to_due.max(0));
-    let notified = date_between(rng, ymd(a.0, a.1, a.2), last);
+    let notified = before_intake(rng, 13);
     let due = notified + Duration::days(to_due);
     let mut v = BTreeMap::new();
     v.insert("notified_on".into(), Value::Date(notified));
@@ -780,7 +784,7 @@ fn fill_infant(
     rng: &mut StdRng,
     people: &mut People,
 ) -> (BTreeMap<String, Value>, Option<&'static str>) {
-    let checkup = in_2026(rng);
+    let checkup = before_intake(rng, 60);
     let birth = checkup - Duration::days(rng.gen_range(25..=365));
     let span = (checkup - Duration::days(400), checkup - Duration::days(1));
     let family = *FAMILY.choose(rng).expect("non-empty");
@@ -1512,9 +1516,23 @@ mod tests {
                 for p in &t.pages {
                     pages += 1;
                     let date = |id: &str| p.fields[id].as_str().unwrap().to_string();
+                    // One week's intake: nothing written after the day it is
+                    // taken in, and notifications from the fortnight before.
+                    for (id, v) in &p.fields {
+                        if let Some(d) = v
+                            .as_str()
+                            .filter(|v| v.len() == 10 && v.as_bytes()[4] == b'-')
+                        {
+                            if id != "due_date" {
+                                assert!(d <= "2026-11-27", "{id} {d}");
+                            }
+                        }
+                    }
                     if p.side.as_deref() == Some("pregnancy-notification") {
-                        assert!(date("notified_on").starts_with("2026-"));
-                        assert!(date("due_date").starts_with("2026-"));
+                        assert!(
+                            ("2026-11-14".."2026-11-28").contains(&date("notified_on").as_str())
+                        );
+                        assert!(date("due_date") >= date("notified_on"));
                         assert!(("1975-01-01".."2007-01-01").contains(&date("birth_date").as_str()));
                         assert_eq!(p.fields["my_number"].as_str().unwrap().len(), 12);
                         assert!(p.fields["fetus_count"].is_u64());

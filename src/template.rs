@@ -272,6 +272,12 @@ pub struct Field {
     /// Personal data that reports must mask (My Number).
     #[serde(default)]
     pub sensitive: bool,
+    /// A date written on or before the day it is handed in (届出日, 受診日,
+    /// a birthdate): one later than the day todoke took the scan in is a
+    /// misread or a slip of the pen. Not for a date that looks ahead
+    /// (出産予定日).
+    #[serde(default)]
+    pub not_after_receipt: bool,
 }
 
 fn yes() -> bool {
@@ -618,6 +624,12 @@ impl Template {
                 )));
             }
             for f in &side.fields {
+                if f.not_after_receipt && f.kind != FieldKind::Date {
+                    return Err(bad(format!(
+                        "field {} is not a date but has not_after_receipt",
+                        f.id
+                    )));
+                }
                 match f.kind {
                     FieldKind::Digits if f.boxes.is_none() => {
                         return Err(bad(format!("field {} has no boxes", f.id)))

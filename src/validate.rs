@@ -40,6 +40,9 @@ pub enum FieldStatus {
     Missing,
     /// Dates that break a relation between them (template `relations`).
     Inconsistent,
+    /// A date later than the day its scan was taken in (template
+    /// `not_after_receipt`): nobody writes down a day still to come.
+    AfterReceipt,
 }
 
 impl FieldStatus {
@@ -53,6 +56,7 @@ impl FieldStatus {
             FieldStatus::MultipleMarks => "multiple_marks",
             FieldStatus::Missing => "missing",
             FieldStatus::Inconsistent => "inconsistent",
+            FieldStatus::AfterReceipt => "after_receipt",
         }
     }
 
@@ -110,6 +114,8 @@ impl ValidatedPage {
 /// asks (`validate_traced`, used by `todoke explain`).
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct ValidateTrace {
+    /// The day the scan was taken in, when the dates were held to it.
+    pub received_on: Option<NaiveDate>,
     /// Relations that did not hold: their fields became `inconsistent`.
     pub broken_relations: Vec<BrokenRelation>,
     /// Every field the rival search weighed: a doubtful field the rules may
@@ -153,8 +159,15 @@ pub struct RuleVouch {
 /// could not classify: an unreadable cell, not an empty box.
 pub const UNREADABLE_BELOW: f32 = 0.5;
 
-pub fn validate(template: &Template, side: &Side, reading: &PageReading) -> ValidatedPage {
-    validate_traced(template, side, reading, None)
+/// `received_on` is the day the scan was taken in, when known: no date
+/// marked `not_after_receipt` may be later.
+pub fn validate(
+    template: &Template,
+    side: &Side,
+    reading: &PageReading,
+    received_on: Option<NaiveDate>,
+) -> ValidatedPage {
+    validate_traced(template, side, reading, received_on, None)
 }
 
 /// `validate`, recording in `trace` (when given) the relations that broke
@@ -163,6 +176,7 @@ pub fn validate_traced(
     template: &Template,
     side: &Side,
     reading: &PageReading,
+    received_on: Option<NaiveDate>,
     mut trace: Option<&mut ValidateTrace>,
 ) -> ValidatedPage {
     let mut fields: BTreeMap<String, FieldResult> = side
@@ -170,7 +184,11 @@ pub fn validate_traced(
         .iter()
         .map(|field| {
             let result = match reading.fields.iter().find(|r| r.id == field.id) {
-                Some(r) => validate_field(field, r, field.threshold(&template.defaults)),
+                Some(r) => after_receipt(
+                    field,
+                    validate_field(field, r, field.threshold(&template.defaults)),
+                    received_on,
+                ),
                 // The read stage reads every field; a hole here is a reading
                 // that cannot be trusted, never a blank answer.
                 None => FieldResult {
@@ -182,14 +200,53 @@ pub fn validate_traced(
             (field.id.clone(), result)
         })
         .collect();
-    mark_inconsistent(side, reading, &mut fields, trace.as_deref_mut());
-    vouch_by_rules(template, side, reading, &mut fields, trace);
+    if let Some(t) = trace.as_deref_mut() {
+        t.received_on = received_on;
+    }
+    let bounds = Bounds { received_on };
+    mark_inconsistent(side, reading, &bounds, &mut fields, trace.as_deref_mut());
+    vouch_by_rules(template, side, reading, &bounds, &mut fields, trace);
     let reasons = side
         .fields
         .iter()
         .filter_map(|f| fields.get(&f.id).and_then(|r| r.status.reason(&f.id)))
         .collect();
     ValidatedPage { fields, reasons }
+}
+
+/// What a page's dates are held to besides their own rules and relations.
+#[derive(Debug, Clone, Copy, Default)]
+struct Bounds {
+    received_on: Option<NaiveDate>,
+}
+
+impl Bounds {
+    /// The latest date `field` may hold, if any.
+    fn latest(&self, field: &Field) -> Option<NaiveDate> {
+        self.received_on.filter(|_| field.not_after_receipt)
+    }
+}
+
+/// A date read as later than the scan's receipt is refused whatever its
+/// confidence: a rule failure wins, as everywhere else.
+fn after_receipt(
+    field: &Field,
+    mut result: FieldResult,
+    received_on: Option<NaiveDate>,
+) -> FieldResult {
+    let latest = Bounds { received_on }.latest(field);
+    let read = result
+        .value
+        .as_str()
+        .and_then(|s| NaiveDate::parse_from_str(s, "%Y-%m-%d").ok());
+    if let (Some(latest), Some(read), FieldStatus::Ok | FieldStatus::LowConfidence) =
+        (latest, read, result.status)
+    {
+        if read > latest {
+            result.status = FieldStatus::AfterReceipt;
+        }
+    }
+    result
 }
 
 /// Whether a field's checkboxes (a date's era ticks) are as sure as the
@@ -215,6 +272,7 @@ fn usable(fields: &BTreeMap<String, FieldResult>, id: &str) -> bool {
 fn mark_inconsistent(
     side: &Side,
     reading: &PageReading,
+    bounds: &Bounds,
     fields: &mut BTreeMap<String, FieldResult>,
     mut trace: Option<&mut ValidateTrace>,
 ) {
@@ -223,7 +281,7 @@ fn mark_inconsistent(
         if !ids.iter().all(|id| usable(fields, id)) {
             continue;
         }
-        let Some(group) = Group::new(side, reading, &ids, &[rel]) else {
+        let Some(group) = Group::new(side, reading, bounds, &ids, &[rel]) else {
             continue;
         };
         if !group.holds(&group.read) {
@@ -253,6 +311,7 @@ fn vouch_by_rules(
     template: &Template,
     side: &Side,
     reading: &PageReading,
+    bounds: &Bounds,
     fields: &mut BTreeMap<String, FieldResult>,
     mut trace: Option<&mut ValidateTrace>,
 ) {
@@ -310,7 +369,7 @@ fn vouch_by_rules(
         {
             Some(&(_, _, r)) => r,
             None => {
-                let r = match Group::new(side, reading, &ids, &relations) {
+                let r = match Group::new(side, reading, bounds, &ids, &relations) {
                     None => Err("not_searchable"),
                     Some(g) if !g.constrains() => Err("no_rules"),
                     Some(g) => Ok(g.rivals(limit)),
@@ -695,6 +754,8 @@ struct Group<'a> {
 struct Member<'a> {
     field: &'a Field,
     era: Option<Era>,
+    /// No rival date after this one counts (`Bounds::latest`).
+    latest: Option<NaiveDate>,
     cells: std::ops::Range<usize>,
 }
 
@@ -713,6 +774,7 @@ impl<'a> Group<'a> {
     fn new(
         side: &'a Side,
         reading: &PageReading,
+        bounds: &Bounds,
         ids: &[&str],
         relations: &[&Relation],
     ) -> Option<Group<'a>> {
@@ -740,6 +802,7 @@ impl<'a> Group<'a> {
             members.push(Member {
                 field,
                 era,
+                latest: bounds.latest(field),
                 cells: start..read.len(),
             });
         }
@@ -778,8 +841,8 @@ impl<'a> Group<'a> {
             let cells = &cells[m.cells.clone()];
             *p = match m.era {
                 Some(era) => match date_of(era, cells) {
-                    Some(d) => Parsed::Date(d),
-                    None => return false,
+                    Some(d) if m.latest.is_none_or(|l| d <= l) => Parsed::Date(d),
+                    _ => return false,
                 },
                 None => match digits_body(m.field, cells).and_then(|b| number_rules(m.field, b)) {
                     Ok(n) => Parsed::Number(n),
@@ -951,6 +1014,7 @@ mod tests {
             check: None,
             range: None,
             sensitive: false,
+            not_after_receipt: false,
         }
     }
 
@@ -1019,7 +1083,7 @@ mod tests {
             side: "s".into(),
             fields: vec![reading(FieldKind::Digits, cells.to_vec(), vec![])],
         };
-        Group::new(&side, &page, &["f"], &[])
+        Group::new(&side, &page, &Bounds::default(), &["f"], &[])
             .expect("the field is on the side and read")
             .rivals(f64::INFINITY)
     }
@@ -1246,7 +1310,7 @@ columns = [{ header = "宛名番号", value = "atena_no" }]
         let status = |number: &str, third: f32| {
             let mut p = page("0012", "640107", [Marked, Empty, Empty], number);
             p.fields[2].cells = cells(number, third);
-            validate(&t, side, &p).fields["my_number"].status
+            validate(&t, side, &p, None).fields["my_number"].status
         };
         assert_eq!(status("954144436230", 0.9897), FieldStatus::LowConfidence);
         // Check digit 8: no single misread passes it, and sure cells do.
@@ -1274,7 +1338,7 @@ columns = [{ header = "宛名番号", value = "atena_no" }]
             c.second = Some(6);
             c.second_confidence = 0.1;
             birth.marks[0].confidence = era_confidence;
-            validate(&t, &side, &p).fields["birth_date"].status
+            validate(&t, &side, &p, None).fields["birth_date"].status
         };
         assert_eq!(status(0.99), FieldStatus::Ok);
         assert_eq!(status(0.6), FieldStatus::LowConfidence);
@@ -1289,6 +1353,7 @@ columns = [{ header = "宛名番号", value = "atena_no" }]
             &t,
             side,
             &page("0012", "640107", [Marked, Empty, Empty], "123456789018"),
+            None,
         );
         assert!(v.reasons.is_empty(), "{:?}", v.reasons);
         assert_eq!(v.atena_no(), Some("0012"));
@@ -1303,6 +1368,7 @@ columns = [{ header = "宛名番号", value = "atena_no" }]
             &t,
             side,
             &page("0012", "640108", [Marked, Empty, Empty], "123456789017"),
+            None,
         );
         assert_eq!(v.reasons, ["invalid:birth_date", "check_digit:my_number"]);
         assert_eq!(v.birth_date(), None);
@@ -1312,6 +1378,7 @@ columns = [{ header = "宛名番号", value = "atena_no" }]
             &t,
             side,
             &page("0_12", "040229", [Empty, Marked, Marked], "____________"),
+            None,
         );
         assert_eq!(
             v.reasons,
@@ -1326,11 +1393,11 @@ columns = [{ header = "宛名番号", value = "atena_no" }]
         // 平成4年2月29日 (1992, a leap year) with the era box faint.
         let mut p = page("0012", "040229", [Empty, Marked, Empty], "123456789018");
         p.fields[1].marks[1] = mark(MarkState::Uncertain);
-        let v = validate(&t, side, &p);
+        let v = validate(&t, side, &p, None);
         assert_eq!(v.reasons, ["low_confidence:birth_date"]);
         p.fields[1].marks[1] = mark(Marked);
         p.fields[0].cells[3].confidence = 0.5;
-        let v = validate(&t, side, &p);
+        let v = validate(&t, side, &p, None);
         assert_eq!(v.reasons, ["low_confidence:atena_no"]);
         assert_eq!(v.birth_date(), d(1992, 2, 29));
         assert_eq!(v.atena_no(), None);
@@ -1660,7 +1727,7 @@ columns = [{ header = "宛名番号", value = "atena_no" }]
                 ),
             ],
         };
-        let v = validate(&template, &side, &page);
+        let v = validate(&template, &side, &page, None);
         assert_eq!(
             v.reasons,
             [
@@ -1797,7 +1864,7 @@ columns = [{{ header = "届出日", value = "notified_on" }}]
         // 令和8年6月7日, 11 weeks, due 令和8年12月25日: 201 + 77 = 278 days.
         let values = ["080607", "11", "081225"];
         let status = |doubt| {
-            let v = validate(&t, side, &pregnancy_page(values, doubt));
+            let v = validate(&t, side, &pregnancy_page(values, doubt), None);
             ["notified_on", "gestation_weeks", "due_date"].map(|id| v.fields[id].status)
         };
         use FieldStatus::{Inconsistent, LowConfidence, Ok};
@@ -1826,7 +1893,12 @@ columns = [{{ header = "届出日", value = "notified_on" }}]
             [LowConfidence, Ok, Ok]
         );
         // Sure readings that break the relation all go to staff.
-        let v = validate(&t, side, &pregnancy_page(["080607", "21", "081225"], None));
+        let v = validate(
+            &t,
+            side,
+            &pregnancy_page(["080607", "21", "081225"], None),
+            None,
+        );
         assert_eq!(
             ["notified_on", "gestation_weeks", "due_date"].map(|id| v.fields[id].status),
             [Inconsistent, Inconsistent, Inconsistent]
@@ -1839,6 +1911,45 @@ columns = [{{ header = "届出日", value = "notified_on" }}]
                 "inconsistent:due_date"
             ]
         );
+    }
+
+    #[test]
+    fn no_date_is_later_than_the_day_its_scan_was_taken_in() {
+        let mut t = pregnancy_side();
+        t.sides[0].fields[0].not_after_receipt = true;
+        t.check().unwrap();
+        let side = &t.sides[0];
+        // 令和8年11月20日, 11 weeks, due 令和9年6月11日: 203 + 77 = 280 days.
+        let values = ["081120", "11", "090611"];
+        let on = |y, m, dd| NaiveDate::from_ymd_opt(y, m, dd);
+        let status = |doubt, received| {
+            let v = validate(&t, side, &pregnancy_page(values, doubt), received);
+            (
+                ["notified_on", "gestation_weeks", "due_date"].map(|id| v.fields[id].status),
+                v.reasons,
+            )
+        };
+        use FieldStatus::{AfterReceipt, LowConfidence, Ok};
+        assert_eq!(status(None, on(2026, 11, 20)).0, [Ok, Ok, Ok]);
+        // Read sure, yet a day after the scan came in: to staff, and the
+        // relation is not blamed on the other two.
+        assert_eq!(
+            status(None, on(2026, 11, 19)),
+            (
+                [AfterReceipt, Ok, Ok],
+                vec!["after_receipt:notified_on".to_string()]
+            )
+        );
+        // 20 → 27 is a week's move the relation absorbs: only a bound
+        // before the 27th rules that rival out (odds 0.01, limit 0.005).
+        let doubt = Some(("notified_on", 5, 0.99, 7));
+        assert_eq!(status(doubt, None).0, [LowConfidence, Ok, Ok]);
+        assert_eq!(status(doubt, on(2026, 11, 27)).0, [LowConfidence, Ok, Ok]);
+        assert_eq!(status(doubt, on(2026, 11, 26)).0, [Ok, Ok, Ok]);
+        // Only a date can carry the bound.
+        let mut t = t.clone();
+        t.sides[0].fields[1].not_after_receipt = true;
+        assert!(t.check().is_err(), "only dates take the bound");
     }
 
     #[test]
@@ -1863,6 +1974,8 @@ columns = [{{ header = "届出日", value = "notified_on" }}]
             FieldStatus::CheckDigit,
             FieldStatus::MultipleMarks,
             FieldStatus::Missing,
+            FieldStatus::Inconsistent,
+            FieldStatus::AfterReceipt,
         ] {
             assert_eq!(serde_json::to_value(s).unwrap(), s.code());
         }

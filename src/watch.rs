@@ -880,6 +880,12 @@ fn read_with(
             path: work.join(&p.work_path),
             rel: p.source.clone(),
             branch: p.branch.clone(),
+            // The day of the read, not of the receipt: a file that
+            // changed after it was taken is read again, and what is read is
+            // certainly on paper by now. The daemon reads within moments of
+            // a scan's arrival, so the two are the same day but after a
+            // backlog.
+            received_on: chrono::Local::now().date_naive(),
         };
         // A writer that still holds the file when it is taken writes on
         // into the renamed file: what was read must be what is there after
@@ -989,6 +995,7 @@ fn scan_of(inbox: &Path, path: &Path) -> Option<Scan> {
         path: path.to_path_buf(),
         rel: parts.join("/"),
         branch,
+        received_on: chrono::Local::now().date_naive(),
     })
 }
 

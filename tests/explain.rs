@@ -386,6 +386,7 @@ fn the_review_card_shows_an_unreadable_page_as_registration_saw_it() {
         path: file.clone(),
         rel: "honcho/no-code.png".into(),
         branch: "honcho".into(),
+        received_on: chrono::Local::now().date_naive(),
     };
     let (sha, outcome) = engine.process(&scan);
     let todoke::pipeline::FileOutcome::Pages(records) = outcome else {

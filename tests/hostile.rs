@@ -303,6 +303,7 @@ fn names_never_stop_the_daemon() {
         "scan-0005.png",
         "scan-0001.png",
         "scan-0010.jpg",
+        "scan-0002.tif",
     ];
     let emoji: Vec<String> = clean.iter().map(|n| format!("😀{n}")).collect();
     for (name, new) in clean.iter().zip(&emoji) {
