@@ -685,7 +685,7 @@ fn shift_days(
 /// months. No date on a page is later, so any run on or after this day
 /// finds them possible (`not_after_receipt`), and a run on it holds them
 /// to the bound a week's batch has.
-pub const TAKEN_IN: (i32, u32, u32) = (2026, 11, 27);
+const TAKEN_IN: (i32, u32, u32) = (2026, 11, 27);
 
 fn taken_in() -> NaiveDate {
     ymd(TAKEN_IN.0, TAKEN_IN.1, TAKEN_IN.2)

@@ -273,7 +273,7 @@ pub struct Field {
     #[serde(default)]
     pub sensitive: bool,
     /// A date written on or before the day it is handed in (届出日, 受診日,
-    /// a birthdate): one later than the day todoke took the scan in is a
+    /// a birthdate): one later than the day todoke reads the scan is a
     /// misread or a slip of the pen. Not for a date that looks ahead
     /// (出産予定日).
     #[serde(default)]
