@@ -9,7 +9,7 @@ DEPS="${TODOKE_DEPS:-$PWD/.deps}"
 mkdir -p "$DEPS"
 
 if ! command -v cargo >/dev/null 2>&1; then
-  echo "setup: a Rust toolchain (cargo, rustc >= 1.80) is needed; install it with rustup first" >&2
+  echo "setup: a Rust toolchain (cargo, rustc >= 1.91) is needed; install it with rustup first" >&2
   exit 1
 fi
 
