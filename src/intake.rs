@@ -59,7 +59,7 @@ pub fn collect(inbox: &Path) -> Result<Vec<Scan>, IntakeError> {
 /// Every scan under `inbox` and every entry that is not to be read.
 pub fn list(inbox: &Path) -> Result<Listing, IntakeError> {
     let mut out = Listing::default();
-    // A file found now is taken in today.
+    // A file found now is read today.
     let today = chrono::Local::now().date_naive();
     walk(inbox, inbox, today, &mut out)?;
     out.scans.sort_by(|a, b| a.rel.cmp(&b.rel));

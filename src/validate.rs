@@ -40,7 +40,7 @@ pub enum FieldStatus {
     Missing,
     /// Dates that break a relation between them (template `relations`).
     Inconsistent,
-    /// A date later than the day its scan was taken in (template
+    /// A date later than the day its scan is read (template
     /// `not_after_receipt`): nobody writes down a day still to come.
     AfterReceipt,
 }
@@ -114,7 +114,7 @@ impl ValidatedPage {
 /// asks (`validate_traced`, used by `todoke explain`).
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct ValidateTrace {
-    /// The day the scan was taken in, when the dates were held to it.
+    /// The day the scan was read, when the dates were held to it.
     pub received_on: Option<NaiveDate>,
     /// Relations that did not hold: their fields became `inconsistent`.
     pub broken_relations: Vec<BrokenRelation>,
@@ -159,8 +159,8 @@ pub struct RuleVouch {
 /// could not classify: an unreadable cell, not an empty box.
 pub const UNREADABLE_BELOW: f32 = 0.5;
 
-/// `received_on` is the day the scan was taken in, when known: no date
-/// marked `not_after_receipt` may be later.
+/// `received_on` is the day the scan is read, when known: no date marked
+/// `not_after_receipt` may be later.
 pub fn validate(
     template: &Template,
     side: &Side,
@@ -179,6 +179,7 @@ pub fn validate_traced(
     received_on: Option<NaiveDate>,
     mut trace: Option<&mut ValidateTrace>,
 ) -> ValidatedPage {
+    let bounds = Bounds { received_on };
     let mut fields: BTreeMap<String, FieldResult> = side
         .fields
         .iter()
@@ -187,7 +188,7 @@ pub fn validate_traced(
                 Some(r) => after_receipt(
                     field,
                     validate_field(field, r, field.threshold(&template.defaults)),
-                    received_on,
+                    &bounds,
                 ),
                 // The read stage reads every field; a hole here is a reading
                 // that cannot be trusted, never a blank answer.
@@ -203,7 +204,6 @@ pub fn validate_traced(
     if let Some(t) = trace.as_deref_mut() {
         t.received_on = received_on;
     }
-    let bounds = Bounds { received_on };
     mark_inconsistent(side, reading, &bounds, &mut fields, trace.as_deref_mut());
     vouch_by_rules(template, side, reading, &bounds, &mut fields, trace);
     let reasons = side
@@ -227,14 +227,10 @@ impl Bounds {
     }
 }
 
-/// A date read as later than the scan's receipt is refused whatever its
-/// confidence: a rule failure wins, as everywhere else.
-fn after_receipt(
-    field: &Field,
-    mut result: FieldResult,
-    received_on: Option<NaiveDate>,
-) -> FieldResult {
-    let latest = Bounds { received_on }.latest(field);
+/// A date read as later than the day its scan is read is refused whatever
+/// its confidence: a rule failure wins, as everywhere else.
+fn after_receipt(field: &Field, mut result: FieldResult, bounds: &Bounds) -> FieldResult {
+    let latest = bounds.latest(field);
     let read = result
         .value
         .as_str()
